@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints-cpu.txt -e '.[test]'
+	$(PIP) install -q -c constraints-cpu.txt -e '.[test,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,8 +21,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# the docs site, built into docs/_build/html; executes the notebooks in quick mode (GROKINTERP_QUICK=1)
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -E -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-__all__ = ["training_curves"]
+__all__ = ["training_curves", "use_offline_renderer"]
 
 
 def training_curves(history: Sequence[Mapping], times=None, title: str = "Training curves"):

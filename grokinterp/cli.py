@@ -197,6 +197,7 @@ def _ticket_parsers(sub) -> None:
     p.add_argument("--prune-ratio", type=float, default=0.6)
     p.add_argument("--weights", choices=["frozen", "joint"], default="frozen")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue the killed edge-popup run in --out")
 
 
 def _overrides(args) -> dict:
@@ -262,7 +263,7 @@ def cmd_edge_popup(args) -> int:
     overrides = {"weights": args.weights}
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
-    result = edge_popup(args.run, args.prune_ratio, args.out, epoch=args.epoch, **overrides)
+    result = edge_popup(args.run, args.prune_ratio, args.out, epoch=args.epoch, resume=args.resume, **overrides)
     last = result.history[-1]
     print(f"edge-popup run written to {Path(args.out).resolve()}")
     print(f"epoch {last['epoch']}: train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f}")

@@ -145,7 +145,7 @@ class RunWriter:
     def create(self, record: Mapping, mask: Mapping[str, Tensor] | None) -> None:
         if (self.path / "config.json").exists() or (self.ckpt_dir.exists() and any(self.ckpt_dir.iterdir())):
             raise GrokinterpError(
-                f"{self.path} already holds a run; pass resume=True to continue it or choose a new out_dir"
+                f"{self.path} already holds a run; pass resume=True (on the command line: --resume) to continue it or choose a new out_dir"
             )
         self.path.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir.mkdir(exist_ok=True)

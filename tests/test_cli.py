@@ -77,3 +77,7 @@ def test_edge_popup_command(base_run, tmp_path, capsys):
     assert main(["edge-popup", "--run", str(base_run), "--epoch", "100", "--epochs", "20", "--out", str(tmp_path / "ep")]) == 0
     assert "test acc" in capsys.readouterr().out
     assert (tmp_path / "ep" / "mask.safetensors").exists()
+    args = ["edge-popup", "--run", str(base_run), "--epoch", "100", "--epochs", "30", "--out", str(tmp_path / "ep")]
+    assert main(args) == 2 and "resume=True" in capsys.readouterr().err  # the directory holds a run
+    assert main([*args, "--resume"]) == 0 and "epoch 30:" in capsys.readouterr().out
+    assert gi.load_run(tmp_path / "ep").checkpoint_epochs[-1] == 30

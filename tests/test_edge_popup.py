@@ -120,3 +120,79 @@ def test_edge_popup_on_the_transformer():
     result = edge_popup(model, 0.5, task=task, epochs=20, eval_every=10, progress=False)
     assert all(torch.equal(p, before[n]) for n, p in named_weights(result.model).items())
     assert "blocks.0.attn.q.weight" in result.mask and not any(n.endswith("bias") for n in result.mask)
+
+
+class _Kill(Exception):
+    pass
+
+
+def _kill_after_metrics_of(epoch, monkeypatch):
+    """Make the run die right after it has written the metrics row of ``epoch``."""
+    from grokinterp.runs import RunWriter
+
+    original = RunWriter.append_metrics
+
+    def append(self, row):
+        original(self, row)
+        if row["epoch"] >= epoch:
+            raise _Kill
+
+    monkeypatch.setattr(RunWriter, "append_metrics", append)
+
+
+@pytest.mark.parametrize("weights", ["frozen", "joint"])
+def test_killed_edge_popup_run_resumes_bit_identically(tiny, tmp_path, monkeypatch, weights):
+    model, task = tiny
+    # checkpoints (every 15) fall between evaluations (every 10): the resumed run must also restore
+    # the mask of the last evaluation to report the same mask_changed
+    settings = dict(task=task, weights=weights, epochs=60, score_lr=3e-2, weight_lr=1e-2, eval_every=10,
+                    checkpoint_every=15, progress=False)
+    full = edge_popup(model, 0.5, tmp_path / "full", **settings)
+
+    with monkeypatch.context() as m:
+        _kill_after_metrics_of(50, m)
+        with pytest.raises(_Kill):  # dies at epoch 50: checkpoint 45 exists, metrics run to 50
+            edge_popup(model, 0.5, tmp_path / "killed", **settings)
+    assert [r["epoch"] for r in gi.load_run(tmp_path / "killed").history][-1] == 50
+    with pytest.raises(gi.GrokinterpError, match="resume=True"):
+        edge_popup(model, 0.5, tmp_path / "killed", **settings)
+    resumed = edge_popup(model, 0.5, tmp_path / "killed", resume=True, **settings)
+
+    assert resumed.history == full.history
+    assert sum(r["mask_changed"] for r in full.history[1:]) > 0
+    assert all(torch.equal(resumed.scores[n], full.scores[n]) for n in full.scores)
+    assert all(torch.equal(resumed.mask[n], full.mask[n]) for n in full.mask)
+    a, b = named_weights(full.model), named_weights(resumed.model)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    if weights == "joint":
+        assert any(not torch.equal(a[n], p) for n, p in named_weights(model).items())  # the weights did learn
+    run = gi.load_run(tmp_path / "killed")
+    assert run.history == full.history and run.checkpoint_epochs == [0, 15, 30, 45, 60]
+    assert all(torch.equal(load_scores(tmp_path / "killed", 60)[n], full.scores[n]) for n in full.scores)
+    # a finished run resumes to the same result without training further
+    again = edge_popup(model, 0.5, tmp_path / "killed", resume=True, **settings)
+    assert again.history == full.history and all(torch.equal(again.scores[n], full.scores[n]) for n in full.scores)
+
+
+def test_edge_popup_resume_refuses_other_settings_and_continues_a_longer_schedule(tiny, tmp_path):
+    model, task = tiny
+    settings = dict(task=task, epochs=20, eval_every=10, checkpoint_every=10, progress=False)
+    edge_popup(model, 0.5, tmp_path / "ep", **settings)
+    with pytest.raises(gi.CheckpointError, match="score_lr"):
+        edge_popup(model, 0.5, tmp_path / "ep", resume=True, **{**settings, "score_lr": 0.5})
+    with pytest.raises(gi.CheckpointError, match="prune_ratio"):
+        edge_popup(model, 0.6, tmp_path / "ep", resume=True, **settings)
+    with pytest.raises(gi.GrokinterpError, match="out_dir"):
+        edge_popup(model, 0.5, resume=True, **settings)
+    gi.train(gi.HookedMLP(gi.MLPConfig(P, d_embed=64, d_hidden=64, seed=0)), task,
+             gi.TrainConfig(epochs=5, progress=False), tmp_path / "plain")
+    with pytest.raises(gi.CheckpointError, match="not an edge-popup run"):
+        edge_popup(model, 0.5, tmp_path / "plain", resume=True, **settings)
+
+    longer = edge_popup(model, 0.5, tmp_path / "ep", resume=True, **{**settings, "epochs": 40})
+    straight = edge_popup(model, 0.5, **{**settings, "epochs": 40})
+    assert longer.history == straight.history
+    assert json.loads((tmp_path / "ep" / "config.json").read_text())["edge_popup"]["epochs"] == 40
+    # resume=True on an empty out_dir starts the run
+    fresh = edge_popup(model, 0.5, tmp_path / "new", resume=True, **settings)
+    assert fresh.history == straight.history[:3]

@@ -20,13 +20,20 @@ fields, ``edge_popup`` the full settings, ``parent`` the source run, epoch, prun
 ``metrics.jsonl`` (the trainer's metrics of the masked network, plus ``mask_changed``: the fraction
 of mask entries that flipped since the previous evaluation), ``checkpoints/epoch_*.safetensors``
 (the underlying weights, unmasked), ``scores/epoch_*.safetensors`` (the scores at each checkpoint;
-the mask at that epoch is :func:`edge_popup_mask` of them) and ``mask.safetensors`` (the final
-mask, written at the end).
+the mask at that epoch is :func:`edge_popup_mask` of them), ``resume.safetensors`` (the optimiser
+states at the last checkpoint, for ``resume=True``) and ``mask.safetensors`` (the final mask, written
+at the end).
+
+Resume: ``edge_popup(..., out_dir=d, resume=True)`` continues a killed run in ``d`` from its last
+checkpoint (weights, scores, both optimisers, the mask of the last evaluation) and gives the same
+numbers as an uninterrupted run. Only the schedule (``epochs``, ``eval_every``,
+``checkpoint_every``, ``stop_at_test_acc``, ``threads``, ``progress``) may change on resume.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +42,7 @@ from typing import Literal, Mapping, Optional
 import torch
 from torch import Tensor, nn
 
-from ..errors import GrokinterpError
+from ..errors import CheckpointError, GrokinterpError
 from ..models import Model, answer_logits, build_model, config_to_dict, model_config, named_weights
 from ..safeio import read_safetensors, write_safetensors
 from ..tasks import ModularArithmetic
@@ -203,12 +210,76 @@ def _init_scores(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig) -> 
     return out
 
 
-def _progress(cfg: EdgePopupConfig):
+def _progress(cfg: EdgePopupConfig, start: int):
     if not cfg.progress or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=cfg.epochs, desc="edge-popup", unit="ep", leave=False)
+    return tqdm(total=cfg.epochs, initial=start, desc="edge-popup", unit="ep", leave=False)
+
+
+_SCHEDULE = ("epochs", "eval_every", "checkpoint_every", "stop_at_test_acc", "threads", "progress")
+
+
+def _optimiser_state(prefix: str, opt: torch.optim.Optimizer, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    out = {}
+    for name, p in params.items():
+        for key, value in opt.state.get(p, {}).items():
+            out[f"{prefix}/{name}/{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
+    return out
+
+
+def _load_optimiser_state(prefix: str, opt: torch.optim.Optimizer, params: Mapping[str, Tensor], stored) -> None:
+    for name, p in params.items():
+        head = f"{prefix}/{name}/"
+        state = {k[len(head):]: v for k, v in stored.items() if k.startswith(head)}
+        if state:
+            opt.state[p] = state
+
+
+def _restore(writer, record, model, scores, opt_s, trainable, opt_w) -> tuple[int, list[dict], Mask]:
+    """Load the last checkpoint of a killed edge-popup run: weights, scores, optimiser states, the
+    mask of the last evaluation, and the metrics up to that checkpoint."""
+    from ..runs import checkpoint_name, load_weights
+
+    old = writer.read_config()
+    if "edge_popup" not in old:
+        raise CheckpointError(f"{writer.path}: holds a training run, not an edge-popup run; choose a new out_dir")
+    for key in ("task", "model", "parent"):
+        if old.get(key) != record[key]:
+            raise CheckpointError(
+                f"{writer.path}: cannot resume, its {key} {json.dumps(old.get(key))} differs from the "
+                f"requested {json.dumps(record[key])}"
+            )
+    for key, value in record["edge_popup"].items():
+        if key not in _SCHEDULE and old["edge_popup"].get(key) != value:
+            raise CheckpointError(
+                f"{writer.path}: cannot resume with {key}={json.dumps(value)}; the run used "
+                f"{json.dumps(old['edge_popup'].get(key))}"
+            )
+    f = writer.path / "resume.safetensors"
+    if not f.exists():
+        raise CheckpointError(f"{writer.path}: no resume.safetensors, so the edge-popup run cannot be resumed")
+    stored, meta = read_safetensors(f)
+    epoch = int(meta["epoch"])
+    weights, _ = read_safetensors(writer.ckpt_dir / checkpoint_name(epoch))
+    saved_scores, _ = read_safetensors(writer.path / "scores" / checkpoint_name(epoch))
+    load_weights(model, weights, f"{writer.path} epoch {epoch}")
+    with torch.no_grad():
+        for n, s in scores.items():
+            if n not in saved_scores or saved_scores[n].shape != s.shape:
+                raise CheckpointError(f"{writer.path}: scores at epoch {epoch} lack a {tuple(s.shape)} tensor {n!r}")
+            s.copy_(saved_scores[n])
+    _load_optimiser_state("scores", opt_s, scores, stored)
+    if opt_w is not None:
+        _load_optimiser_state("weights", opt_w, trainable, stored)
+    missing = [n for n in scores if f"prev_mask/{n}" not in stored]
+    if missing:
+        raise CheckpointError(f"{f}: lacks the last evaluated mask of {missing}")
+    prev = {n: stored[f"prev_mask/{n}"].bool() for n in scores}
+    history = writer.truncate_metrics(epoch)
+    writer.update_config({**old, "train": record["train"], "edge_popup": record["edge_popup"]})
+    return epoch, history, prev
 
 
 def _library_versions() -> dict[str, str]:
@@ -226,6 +297,7 @@ def edge_popup(
     task: ModularArithmetic | None = None,
     include: Include = None,
     config: EdgePopupConfig | None = None,
+    resume: bool = False,
     **overrides,
 ) -> EdgePopupResult:
     """Train edge-popup scores (and, in joint mode, the weights) from a starting point.
@@ -240,6 +312,8 @@ def edge_popup(
             included).
         config / overrides: :class:`EdgePopupConfig`, or single fields (``weights="joint"``,
             ``epochs=600``, ``score_lr=...``).
+        resume: continue a killed run in ``out_dir`` from its last checkpoint (or start it, if
+            ``out_dir`` holds no run yet). Pass the same source, prune ratio and settings.
 
     Returns an :class:`EdgePopupResult` (model with the final weights, scores, final mask, history,
     run_dir; ``times`` gives t_mem / t_gen of the masked network).
@@ -297,8 +371,15 @@ def edge_popup(
         "epoch_convention": "epoch e = after e full-batch steps; epoch 0 = the starting checkpoint",
         "versions": _library_versions(),
     }
+    if resume and out_dir is None:
+        raise GrokinterpError("resume=True needs the out_dir of the edge-popup run to continue")
     writer = RunWriter(out_dir) if out_dir is not None else None
-    if writer is not None:
+    history: list[dict] = []
+    prev_mask: list[Mask] = [edge_popup_mask(scores, prune_ratio)]
+    start = 0
+    if writer is not None and resume and (writer.path / "config.json").exists():
+        start, history, prev_mask[0] = _restore(writer, record, model, scores, opt_s, trainable, opt_w)
+    elif writer is not None:
         writer.create(record, None)
 
     def save(e: int) -> None:
@@ -310,9 +391,12 @@ def edge_popup(
             writer.path / "scores" / checkpoint_name(e),
             {"grokinterp_kind": "edge_popup_scores", "epoch": str(e), "prune_ratio": repr(prune_ratio)},
         )
-
-    history: list[dict] = []
-    prev_mask: list[Mask] = [edge_popup_mask(scores, prune_ratio)]
+        # written last: it names the epoch whose checkpoint and scores a resume starts from
+        state = {f"prev_mask/{n}": m.to(torch.uint8) for n, m in prev_mask[0].items()}
+        state.update(_optimiser_state("scores", opt_s, scores))
+        if opt_w is not None:
+            state.update(_optimiser_state("weights", opt_w, trainable))
+        write_safetensors(state, writer.path / "resume.safetensors", {"grokinterp_kind": "edge_popup_resume", "epoch": str(e)})
 
     def log(e: int) -> bool:
         mask = edge_popup_mask(scores, prune_ratio)
@@ -329,11 +413,16 @@ def edge_popup(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        stop = log(0)
-        save(0)
+        if start == 0:
+            stop = log(0)
+            save(0)
+        else:
+            stop = history[-1]["epoch"] == start and cfg.stop_at_test_acc is not None and (
+                history[-1]["test_acc"] > cfg.stop_at_test_acc
+            )
         x, y = task.train_inputs, task.train_labels
-        bar = _progress(cfg)
-        for e in range(1, cfg.epochs + 1):
+        bar = _progress(cfg, start)
+        for e in range(start + 1, cfg.epochs + 1):
             if stop:
                 break
             loss = cross_entropy_f64(answer_logits(model, x, masked(True)), y)

@@ -33,8 +33,10 @@ __all__ = [
     "Run",
     "RunWriter",
     "load_checkpoint",
+    "load_optimiser_state",
     "load_run",
     "load_weights",
+    "optimiser_state",
     "read_resume_state",
     "read_train_config",
     "save_checkpoint",
@@ -145,7 +147,8 @@ class RunWriter:
     def create(self, record: Mapping, mask: Mapping[str, Tensor] | None) -> None:
         if (self.path / "config.json").exists() or (self.ckpt_dir.exists() and any(self.ckpt_dir.iterdir())):
             raise GrokinterpError(
-                f"{self.path} already holds a run; pass resume=True (on the command line: --resume) to continue it or choose a new out_dir"
+                f"{self.path} already holds a run; pass resume=True (on the command line: --resume) to continue "
+                "it or choose a new out_dir"
             )
         self.path.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir.mkdir(exist_ok=True)
@@ -180,13 +183,45 @@ class RunWriter:
         atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
         return rows
 
-    def save_checkpoint(self, model: Model, task: ModularArithmetic, epoch: int, opt, trainable) -> None:
+    def save_checkpoint(
+        self, model: Model, task: ModularArithmetic, epoch: int, resume_state: Mapping[str, Tensor]
+    ) -> None:
+        """The weights at ``epoch``, then ``resume.safetensors`` (written last: it names the epoch a
+        resume starts from) holding ``resume_state`` (see :func:`optimiser_state`)."""
         save_checkpoint(model, self.ckpt_dir / checkpoint_name(epoch), task=task, epoch=epoch)
-        state: dict[str, Tensor] = {}
-        for name, p in trainable.items():
-            for key, value in opt.state.get(p, {}).items():
-                state[f"{name}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
-        write_safetensors(state, self.path / "resume.safetensors", {"epoch": str(epoch)})
+        write_safetensors(resume_state, self.path / "resume.safetensors", {"epoch": str(epoch)})
+
+    def check_resumable(self, old: Mapping, record: Mapping, keys) -> None:
+        """Raise unless the stored config ``old`` and the requested ``record`` agree on ``keys``."""
+        for key in keys:
+            if old.get(key) != record[key]:
+                raise CheckpointError(
+                    f"{self.path}: cannot resume, its {key} {json.dumps(old.get(key))} differs from the "
+                    f"requested {json.dumps(record[key])}"
+                )
+
+
+def optimiser_state(opt: torch.optim.Optimizer, params: Mapping[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+    """The optimiser's per-parameter state as flat tensors named ``{prefix}{param}.{key}``."""
+    state: dict[str, Tensor] = {}
+    for name, p in params.items():
+        for key, value in opt.state.get(p, {}).items():
+            state[f"{prefix}{name}.{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
+    return state
+
+
+def load_optimiser_state(
+    opt: torch.optim.Optimizer, params: Mapping[str, Tensor], stored: Mapping[str, Tensor], prefix: str = ""
+) -> None:
+    """Inverse of :func:`optimiser_state`: put the stored entries back as ``opt``'s state."""
+    for name, p in params.items():
+        state = {
+            k.rsplit(".", 1)[1]: v
+            for k, v in stored.items()
+            if k.startswith(prefix) and k[len(prefix):].rsplit(".", 1)[0] == name
+        }
+        if state:
+            opt.state[p] = state
 
 
 def read_resume_state(path: Path) -> tuple[int, dict[str, Tensor], dict[str, Tensor]]:

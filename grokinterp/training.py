@@ -7,7 +7,6 @@ weights, evaluated and (with a run directory) saved before the first step. Evalu
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import sys
@@ -23,6 +22,8 @@ from .errors import CheckpointError, GrokinterpError
 from .models import Model, answer_logits, config_to_dict, model_config, named_weights
 from .runs import (
     RunWriter,
+    load_optimiser_state,
+    optimiser_state,
     read_resume_state,
     read_train_config,
 )
@@ -271,7 +272,7 @@ def _train(model, task, config, out_dir, mask, resume, callbacks, parent) -> Tra
     if start == 0:
         stop = log(0)
         if writer is not None:
-            writer.save_checkpoint(model, task, 0, opt, trainable)
+            writer.save_checkpoint(model, task, 0, optimiser_state(opt, trainable))
         if stop:
             return TrainResult(model, history, writer.path if writer else None)
 
@@ -293,7 +294,7 @@ def _train(model, task, config, out_dir, mask, resume, callbacks, parent) -> Tra
             if bar is not None:
                 bar.set_postfix(train=f"{history[-1]['train_acc']:.3f}", test=f"{history[-1]['test_acc']:.3f}")
         if writer is not None and (epoch % config.checkpoint_every == 0 or last or stop):
-            writer.save_checkpoint(model, task, epoch, opt, trainable)
+            writer.save_checkpoint(model, task, epoch, optimiser_state(opt, trainable))
         if bar is not None:
             bar.update(1)
         if stop:
@@ -314,12 +315,7 @@ def _progress(config: TrainConfig, start: int):
 def _restore(writer, model, opt, trainable, record, mask) -> tuple[int, list[dict]]:
     """Load the last checkpoint that has optimiser state, and the metrics up to it."""
     old = writer.read_config()
-    for key in ("task", "model"):
-        if old.get(key) != record[key]:
-            raise CheckpointError(
-                f"{writer.path}: cannot resume, its {key} {json.dumps(old.get(key))} differs from the "
-                f"requested {json.dumps(record[key])}"
-            )
+    writer.check_resumable(old, record, ("task", "model"))
     old_train = read_train_config(old)
     new_train = TrainConfig.from_dict(record["train"])
     for name in ("lr", "weight_decay", "betas", "warmup_epochs"):
@@ -334,10 +330,7 @@ def _restore(writer, model, opt, trainable, record, mask) -> tuple[int, list[dic
             if name not in weights:
                 raise CheckpointError(f"{writer.path}: checkpoint at epoch {epoch} lacks parameter {name!r}")
             p.copy_(weights[name])
-    for name, p in trainable.items():
-        state = {k.rsplit(".", 1)[1]: v for k, v in opt_state.items() if k.rsplit(".", 1)[0] == name}
-        if state:
-            opt.state[p] = state
+    load_optimiser_state(opt, trainable, opt_state)
     stored = writer.read_mask()
     if mask is None:
         mask = stored  # a ticket run resumes with its own mask

@@ -221,48 +221,22 @@ def _progress(cfg: EdgePopupConfig, start: int):
 _SCHEDULE = ("epochs", "eval_every", "checkpoint_every", "stop_at_test_acc", "threads", "progress")
 
 
-def _optimiser_state(prefix: str, opt: torch.optim.Optimizer, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    out = {}
-    for name, p in params.items():
-        for key, value in opt.state.get(p, {}).items():
-            out[f"{prefix}/{name}/{key}"] = value if isinstance(value, Tensor) else torch.tensor(value)
-    return out
-
-
-def _load_optimiser_state(prefix: str, opt: torch.optim.Optimizer, params: Mapping[str, Tensor], stored) -> None:
-    for name, p in params.items():
-        head = f"{prefix}/{name}/"
-        state = {k[len(head):]: v for k, v in stored.items() if k.startswith(head)}
-        if state:
-            opt.state[p] = state
-
-
 def _restore(writer, record, model, scores, opt_s, trainable, opt_w) -> tuple[int, list[dict], Mask]:
     """Load the last checkpoint of a killed edge-popup run: weights, scores, optimiser states, the
     mask of the last evaluation, and the metrics up to that checkpoint."""
-    from ..runs import checkpoint_name, load_weights
+    from ..runs import checkpoint_name, load_optimiser_state, load_weights, read_resume_state
 
     old = writer.read_config()
     if "edge_popup" not in old:
         raise CheckpointError(f"{writer.path}: holds a training run, not an edge-popup run; choose a new out_dir")
-    for key in ("task", "model", "parent"):
-        if old.get(key) != record[key]:
-            raise CheckpointError(
-                f"{writer.path}: cannot resume, its {key} {json.dumps(old.get(key))} differs from the "
-                f"requested {json.dumps(record[key])}"
-            )
+    writer.check_resumable(old, record, ("task", "model", "parent"))
     for key, value in record["edge_popup"].items():
         if key not in _SCHEDULE and old["edge_popup"].get(key) != value:
             raise CheckpointError(
                 f"{writer.path}: cannot resume with {key}={json.dumps(value)}; the run used "
                 f"{json.dumps(old['edge_popup'].get(key))}"
             )
-    f = writer.path / "resume.safetensors"
-    if not f.exists():
-        raise CheckpointError(f"{writer.path}: no resume.safetensors, so the edge-popup run cannot be resumed")
-    stored, meta = read_safetensors(f)
-    epoch = int(meta["epoch"])
-    weights, _ = read_safetensors(writer.ckpt_dir / checkpoint_name(epoch))
+    epoch, weights, stored = read_resume_state(writer.path)
     saved_scores, _ = read_safetensors(writer.path / "scores" / checkpoint_name(epoch))
     load_weights(model, weights, f"{writer.path} epoch {epoch}")
     with torch.no_grad():
@@ -270,12 +244,12 @@ def _restore(writer, record, model, scores, opt_s, trainable, opt_w) -> tuple[in
             if n not in saved_scores or saved_scores[n].shape != s.shape:
                 raise CheckpointError(f"{writer.path}: scores at epoch {epoch} lack a {tuple(s.shape)} tensor {n!r}")
             s.copy_(saved_scores[n])
-    _load_optimiser_state("scores", opt_s, scores, stored)
+    load_optimiser_state(opt_s, scores, stored, prefix="scores/")
     if opt_w is not None:
-        _load_optimiser_state("weights", opt_w, trainable, stored)
+        load_optimiser_state(opt_w, trainable, stored, prefix="weights/")
     missing = [n for n in scores if f"prev_mask/{n}" not in stored]
     if missing:
-        raise CheckpointError(f"{f}: lacks the last evaluated mask of {missing}")
+        raise CheckpointError(f"{writer.path / 'resume.safetensors'}: lacks the last evaluated mask of {missing}")
     prev = {n: stored[f"prev_mask/{n}"].bool() for n in scores}
     history = writer.truncate_metrics(epoch)
     writer.update_config({**old, "train": record["train"], "edge_popup": record["edge_popup"]})
@@ -318,7 +292,7 @@ def edge_popup(
     Returns an :class:`EdgePopupResult` (model with the final weights, scores, final mask, history,
     run_dir; ``times`` gives t_mem / t_gen of the masked network).
     """
-    from ..runs import RunWriter, checkpoint_name, save_checkpoint
+    from ..runs import RunWriter, checkpoint_name, optimiser_state
     from ..training import cross_entropy_f64, evaluate
 
     prune_ratio = check_prune_ratio(prune_ratio)
@@ -385,18 +359,16 @@ def edge_popup(
     def save(e: int) -> None:
         if writer is None:
             return
-        save_checkpoint(model, writer.ckpt_dir / checkpoint_name(e), task=task, epoch=e)
         write_safetensors(
             {n: s.detach() for n, s in scores.items()},
             writer.path / "scores" / checkpoint_name(e),
             {"grokinterp_kind": "edge_popup_scores", "epoch": str(e), "prune_ratio": repr(prune_ratio)},
         )
-        # written last: it names the epoch whose checkpoint and scores a resume starts from
         state = {f"prev_mask/{n}": m.to(torch.uint8) for n, m in prev_mask[0].items()}
-        state.update(_optimiser_state("scores", opt_s, scores))
+        state.update(optimiser_state(opt_s, scores, prefix="scores/"))
         if opt_w is not None:
-            state.update(_optimiser_state("weights", opt_w, trainable))
-        write_safetensors(state, writer.path / "resume.safetensors", {"grokinterp_kind": "edge_popup_resume", "epoch": str(e)})
+            state.update(optimiser_state(opt_w, trainable, prefix="weights/"))
+        writer.save_checkpoint(model, task, e, state)
 
     def log(e: int) -> bool:
         mask = edge_popup_mask(scores, prune_ratio)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import grokinterp as gi
-from grokinterp.analyze import analyze
+from grokinterp.report import analyze
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 The site builds and reads offline:
 
 - one plotly.js for every page, copied from the installed plotly package into ``_static``; the
-  notebooks' figures are ``<div>``s that draw with it (:func:`grokinterp.plotting.use_offline_renderer`);
+  notebooks' figures are ``<div>``s that draw with it (:func:`grokinterp.report.plotting.use_offline_renderer`);
 - no MathJax, no require.js, no widget scripts, nothing from a CDN;
 - the notebooks are executed during the build in quick mode (``GROKINTERP_QUICK=1``), writing their
   runs to a temporary folder (``GROKINTERP_OUT`` overrides it). A notebook that fails is a warning,

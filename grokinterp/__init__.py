@@ -1,7 +1,6 @@
 """grokinterp: mechanistic interpretability of grokking on modular arithmetic."""
 
 from . import circuits, fourier, tickets
-from .analyze import Report, analyze
 from .circuits import (
     attention_summary,
     excluded_loss,
@@ -23,9 +22,11 @@ from .fourier import (
     multiplicative_basis,
     neuron_frequencies,
 )
-from .models import HookedMLP, MLPConfig, TransformerConfig, make_transformer
+from .metrics import GrokkingTimes, grokking_times
+from .models import HookedMLP, MLPConfig, ModelWeights, TransformerConfig, as_weights, make_transformer
+from .report import Report, analyze
 from .runs import Run, load_checkpoint, load_run, save_checkpoint
-from .tasks import ModularArithmetic
+from .tasks import ModularArithmetic, Task
 from .tickets import (
     critical_prune_ratio,
     edge_popup,
@@ -38,28 +39,32 @@ from .tickets import (
     ticket_epoch_sweep,
     ticket_prune_sweep,
 )
-from .training import GrokkingTimes, TrainConfig, TrainResult, grokking_times, train
+from .training import TrainConfig, TrainResult, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
-    "Report",
-    "analyze",
     "FourierBasis",
+    "GrokinterpError",
+    "GrokkingTimes",
+    "HookedMLP",
+    "MLPConfig",
+    "MaskError",
+    "ModelWeights",
+    "ModularArithmetic",
+    "Report",
+    "Run",
+    "Task",
+    "TrainConfig",
+    "TrainResult",
+    "TransformerConfig",
+    "analyze",
+    "as_weights",
     "attention_summary",
     "circuits",
     "critical_prune_ratio",
     "edge_popup",
-    "grokking_ticket",
-    "jaccard_distance",
-    "magnitude_mask",
-    "mask_frequency_alignment",
-    "mask_trajectory",
-    "norm_matched_dense",
-    "ticket_epoch_sweep",
-    "ticket_prune_sweep",
-    "tickets",
     "excluded_loss",
     "fft1d",
     "fft2d",
@@ -67,28 +72,27 @@ __all__ = [
     "fourier_basis",
     "fourier_entropy",
     "fourier_gini",
-    "key_frequencies",
-    "logit_fit",
-    "multiplicative_basis",
-    "neuron_frequencies",
-    "progress_measures",
-    "restricted_loss",
-    "trig_identity_check",
-    "weight_norms",
-    "GrokinterpError",
-    "GrokkingTimes",
-    "HookedMLP",
-    "MLPConfig",
-    "MaskError",
-    "ModularArithmetic",
-    "Run",
-    "TrainConfig",
-    "TrainResult",
-    "TransformerConfig",
+    "grokking_ticket",
     "grokking_times",
+    "jaccard_distance",
+    "key_frequencies",
     "load_checkpoint",
     "load_run",
+    "logit_fit",
+    "magnitude_mask",
     "make_transformer",
+    "mask_frequency_alignment",
+    "mask_trajectory",
+    "multiplicative_basis",
+    "neuron_frequencies",
+    "norm_matched_dense",
+    "progress_measures",
+    "restricted_loss",
     "save_checkpoint",
+    "ticket_epoch_sweep",
+    "ticket_prune_sweep",
+    "tickets",
     "train",
+    "trig_identity_check",
+    "weight_norms",
 ]

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
 from .errors import GrokinterpError
+from .models import HookedMLP, MLPConfig, make_transformer
+from .report import analyze
+from .report.figures import report_html
+from .tasks import ModularArithmetic
+from .tickets import (
+    critical_prune_ratio,
+    edge_popup,
+    grokking_ticket,
+    ticket_controls,
+    ticket_epoch_sweep,
+    ticket_prune_sweep,
+)
+from .training import TrainConfig, train
 
 
 def _train_parser(sub) -> None:
@@ -38,9 +53,6 @@ def _train_parser(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .models import MLPConfig, make_transformer, HookedMLP
-    from .tasks import ModularArithmetic
-    from .training import TrainConfig, train
 
     if args.model == "mlp":
         p = args.p or 67
@@ -80,9 +92,6 @@ def _demo_parser(sub) -> None:
 def demo_settings(quick: bool):
     """(task, model config, train config) of the demo: the tickets paper's MLP on addition mod 67
     (a >= b pairs, 40 % train), or a p=23 version for ``--quick``."""
-    from .models import MLPConfig
-    from .tasks import ModularArithmetic
-    from .training import TrainConfig
 
     if quick:
         return (ModularArithmetic(23, "add", "all", 0.5), MLPConfig(23, d_embed=500, d_hidden=48),
@@ -93,14 +102,6 @@ def demo_settings(quick: bool):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import shutil
-    import time
-
-    from .analyze import analyze
-    from .models import HookedMLP
-    from .report_figures import report_html
-    from .tickets import grokking_ticket
-    from .training import train
 
     start = time.perf_counter()
     task, model_cfg, cfg = demo_settings(args.quick)
@@ -142,7 +143,6 @@ def _analyze_parser(sub) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .analyze import analyze
 
     report = analyze(args.path, progress=not args.no_progress, progress_every=args.every)
     print(report.summary())
@@ -216,7 +216,6 @@ def _print_table(table) -> None:
 
 
 def cmd_ticket(args) -> int:
-    from .tickets import grokking_ticket
 
     t = grokking_ticket(args.run, args.epoch, args.prune_ratio, args.out, scope=args.scope, reuse=True, **_overrides(args))
     print(f"ticket run written to {Path(args.out).resolve()}")
@@ -225,7 +224,6 @@ def cmd_ticket(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .tickets import ticket_epoch_sweep, ticket_prune_sweep
 
     if args.over == "prune-ratio":
         table = ticket_prune_sweep(args.run, _floats(args.values), args.epoch, args.out, scope=args.scope, **_overrides(args))
@@ -238,7 +236,6 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_controls(args) -> int:
-    from .tickets import ticket_controls
 
     table = ticket_controls(args.run, args.epoch, args.prune_ratio, args.out, scope=args.scope, **_overrides(args))
     _print_table(table)
@@ -247,7 +244,6 @@ def cmd_controls(args) -> int:
 
 
 def cmd_critical(args) -> int:
-    from .tickets import critical_prune_ratio
 
     overrides = _overrides(args)
     wd = overrides.pop("weight_decay", 0.0)
@@ -258,7 +254,6 @@ def cmd_critical(args) -> int:
 
 
 def cmd_edge_popup(args) -> int:
-    from .tickets import edge_popup
 
     overrides = {"weights": args.weights}
     if args.epochs is not None:

@@ -121,3 +121,16 @@ def planted_mlp(p: int, freqs: list[int], multiplicative: bool = False, neurons_
         for name, value in (("W_E", W_E), ("W_in", W_in), ("W_out", W_out), ("W_U", W_U)):
             getattr(model, name).copy_(value.float())
     return model
+
+
+@torch.no_grad()
+def hooked_logits_and_post(model, inputs):
+    """Logits at the answer position and the last MLP layer's neurons, read from the model's own
+    hooked forward (TransformerLens's ``run_with_cache``): an independent reference for the
+    hook-free forward of :class:`grokinterp.models.ModelWeights`."""
+    if isinstance(model, gi.HookedMLP):
+        logits, cache = model.run_with_cache(inputs, names_filter="hook_post")
+        return logits, cache["hook_post"]
+    name = f"blocks.{model.grokinterp_config.n_layers - 1}.mlp.hook_post"
+    logits, cache = model.run_with_cache(gi.models.to_tokens(model, inputs), names_filter=name)
+    return logits[:, -1], cache[name][:, -1]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import grokinterp as gi
-from grokinterp.analyze import Report, analyze
+from grokinterp.report import Report, analyze
 from grokinterp.cli import main
 
 from _planted import analytic_mlp, planted_mlp

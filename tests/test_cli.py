@@ -34,7 +34,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 
 
 def test_demo_quick(tmp_path, capsys):
-    from grokinterp.analyze import Report
+    from grokinterp.report import Report
 
     out_dir = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out_dir)]) == 0

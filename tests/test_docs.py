@@ -102,7 +102,7 @@ def test_docs_build_without_warnings(build):
     for page in ("index", "getting-started", "concepts", "howto/index", "api/index", "api/fourier", "notebooks/index"):
         assert (build.html / f"{page}.html").exists(), page
     api = (build.html / "api" / "fourier.html").read_text()
-    assert 'id="grokinterp.spectra.key_frequencies"' in api, "the API reference is generated from docstrings"
+    assert 'id="grokinterp.fourier.spectra.key_frequencies"' in api, "the API reference is generated from docstrings"
 
 
 def test_pages_load_nothing_from_elsewhere(build):

@@ -9,9 +9,9 @@ import torch
 import grokinterp as gi
 from grokinterp.models import answer_logits, named_weights
 from grokinterp.tickets import EdgePopupConfig, edge_popup, edge_popup_mask, load_mask, load_scores
-from grokinterp.tickets.edge_popup import _TopAbsStraightThrough
+from grokinterp.tickets.popup import _TopAbsStraightThrough
 from grokinterp.tickets.select import n_keep
-from grokinterp.training import cross_entropy_f64
+from grokinterp.metrics import cross_entropy_f64
 
 P = 11
 

@@ -34,9 +34,9 @@ from grokinterp.fourier import (
     spectral_entropy,
     sum_directions,
 )
-from grokinterp.weights import as_weights, grid_activations
+from grokinterp.models import as_weights, grid_activations
 
-from _planted import analytic_mlp, planted_mlp
+from _planted import analytic_mlp, hooked_logits_and_post, planted_mlp
 
 ADD_P, ADD_S = 31, [1, 2, 4, 8, 15]  # closed under doubling mod 31 (16 -> 15, 30 -> 1)
 
@@ -64,7 +64,7 @@ def test_basis_is_orthonormal_with_documented_rows(p):
 
 
 def test_basis_is_cached_and_returned_as_a_copy():
-    from grokinterp.basis import _additive_rows
+    from grokinterp.fourier.basis import _additive_rows
 
     fourier_basis(37)
     hits = _additive_rows.cache_info().hits
@@ -440,10 +440,9 @@ def test_grid_activations_match_the_models():
     model = _small_transformer()
     grid = gi.ModularArithmetic(13).grid_inputs
     acts = grid_activations(model)
-    from grokinterp.models import answer_logits, neuron_activations
-
-    torch.testing.assert_close(acts.logits, answer_logits(model, grid), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(acts.post, neuron_activations(model, grid), atol=1e-5, rtol=1e-4)
+    logits, post = hooked_logits_and_post(model, grid)
+    torch.testing.assert_close(acts.logits, logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(acts.post, post, atol=1e-5, rtol=1e-4)
     _, cache = model.run_with_cache(torch.cat([grid, torch.full((169, 1), 13)], 1))
     torch.testing.assert_close(acts.pattern[:, 0], cache["pattern", 0][:, :, -1], atol=1e-6, rtol=1e-5)
     mlp = planted_mlp(13, [1])

@@ -3,8 +3,8 @@ import re
 import torch
 
 import grokinterp as gi
-from grokinterp.html import circuitsvis_attention_html, write_page
-from grokinterp.plotting import training_curves
+from grokinterp.report.html import circuitsvis_attention_html, write_page
+from grokinterp.report.plotting import training_curves
 
 from browser import dump_dom
 

@@ -21,7 +21,7 @@ from grokinterp.tickets import (
     ticket_mask,
     ticket_prune_sweep,
 )
-from grokinterp.tickets import lottery
+from grokinterp.tickets import search
 from grokinterp.tickets.select import n_keep
 
 from conftest import FAST_MLP, FAST_TASK, FAST_TRAIN
@@ -151,38 +151,38 @@ def _planted_critical(monkeypatch, generalises):
         calls.append((k, kwargs["weight_decay"]))
         history = [{"epoch": 0, "train_acc": 1.0, "test_acc": 1.0 if generalises(k) else 0.1}]
         result = SimpleNamespace(times=gi.grokking_times(history), history=history, run_dir=None)
-        return lottery.TicketRun("grokking_ticket", result, None, k, t)
+        return gi.tickets.TicketRun("grokking_ticket", result, None, k, t)
 
-    monkeypatch.setattr(lottery, "grokking_ticket", fake_ticket)
+    monkeypatch.setattr(search, "grokking_ticket", fake_ticket)
     return calls
 
 
 def test_critical_prune_ratio_brackets_and_bisects_to_the_planted_edge(base_run, monkeypatch):
     calls = _planted_critical(monkeypatch, lambda k: k <= 0.81)
-    found = lottery.critical_prune_ratio(base_run, step=0.01)
+    found = search.critical_prune_ratio(base_run, step=0.01)
     assert found.prune_ratio == 0.81 and found.bracket == (0.81, 0.82)
     assert [k for k, _ in calls[:6]] == [0.6, 0.61, 0.63, 0.67, 0.75, 0.91]  # doubling strides up from 0.6
     assert len(calls) <= 10 and all(wd == 0.0 for _, wd in calls)  # weight decay 0 by default
     assert found.table["generalises"].tolist() == [k <= 0.81 for k, _ in calls]
     calls.clear()
-    assert lottery.critical_prune_ratio(base_run, step=0.1, high=0.5).prune_ratio == 0.5
+    assert search.critical_prune_ratio(base_run, step=0.1, high=0.5).prune_ratio == 0.5
     assert [k for k, _ in calls] == [0.5]  # start clamped to high, which generalises
 
 
 def test_critical_prune_ratio_when_small_ratios_fail_too(base_run, monkeypatch):
     # like the dense network without weight decay, tickets at small k fail here
     calls = _planted_critical(monkeypatch, lambda k: 0.3 <= k <= 0.81)
-    assert lottery.critical_prune_ratio(base_run, step=0.01, start=0.6).prune_ratio == 0.81
+    assert search.critical_prune_ratio(base_run, step=0.01, start=0.6).prune_ratio == 0.81
     calls.clear()
-    found = lottery.critical_prune_ratio(base_run, step=0.01, start=0.9)  # starts above the edge: steps down
+    found = search.critical_prune_ratio(base_run, step=0.01, start=0.9)  # starts above the edge: steps down
     assert found.prune_ratio == 0.81 and [k for k, _ in calls[:4]] == [0.9, 0.89, 0.87, 0.83]
     calls.clear()
-    assert lottery.critical_prune_ratio(base_run, step=0.05, start=0.9, low=0.85).prune_ratio is None
+    assert search.critical_prune_ratio(base_run, step=0.05, start=0.9, low=0.85).prune_ratio is None
 
 
 def test_critical_prune_ratio_on_a_real_run(base_run, tmp_path):
     # with weight decay the fast setting's tickets generalise at k = 0.6 and not at 0.9
-    found = lottery.critical_prune_ratio(base_run, out_dir=tmp_path / "crit", step=0.3, weight_decay=1.0, epochs=1000)
+    found = search.critical_prune_ratio(base_run, out_dir=tmp_path / "crit", step=0.3, weight_decay=1.0, epochs=1000)
     assert found.prune_ratio == 0.6 and found.bracket == (0.6, 0.9)
     assert found.table["prune_ratio"].tolist() == [0.6, 0.9] and found.table["generalises"].tolist() == [True, False]
     assert (tmp_path / "crit" / "critical.csv").exists() and (tmp_path / "crit" / "k0.9000" / "config.json").exists()

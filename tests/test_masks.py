@@ -90,3 +90,20 @@ def test_pruned_mask_round_trips_through_safetensors(fast_mlp, tmp_path):
     mask = magnitude_mask(fast_mlp, 0.6)
     back = load_mask(save_mask(mask, tmp_path / "m.safetensors"))
     assert back.keys() == mask.keys() and all(torch.equal(back[k], mask[k]) for k in mask)
+
+
+def test_mask_digest_names_the_kept_entries_whatever_the_order():
+    from grokinterp.masks import mask_digest, parameters_of
+
+    model = gi.HookedMLP(gi.MLPConfig(7, d_embed=6, d_hidden=4))
+    mask = gi.magnitude_mask(model, 0.5)
+    digest = mask_digest(mask)
+    assert digest == mask_digest(dict(reversed(list(mask.items()))))
+    assert digest == mask_digest({n: m.to(torch.uint8) for n, m in mask.items()})
+    flipped = {n: m.clone() for n, m in mask.items()}
+    flipped["W_in"][0, 0] = ~flipped["W_in"][0, 0]
+    assert mask_digest(flipped) != digest
+    assert mask_digest({"W_in": mask["W_in"]}) != digest
+    # masks work on a model or on its parameters by name alike
+    assert parameters_of(model).keys() == gi.models.named_weights(model).keys()
+    assert gi.tickets.check_mask(parameters_of(model), mask).keys() == mask.keys()

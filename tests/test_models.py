@@ -4,17 +4,9 @@ import pytest
 import torch
 
 import grokinterp as gi
-from grokinterp.models import (
-    answer_logits,
-    embedding_matrix,
-    named_weights,
-    neuron_activations,
-    neuron_in_weights,
-    neuron_out_weights,
-    prunable_names,
-    to_tokens,
-    unembedding_matrix,
-)
+from grokinterp.models import answer_logits, as_weights, named_weights, prunable_names, to_tokens
+
+from _planted import hooked_logits_and_post
 
 
 def test_mlp_forward_is_the_formula():
@@ -61,9 +53,9 @@ def test_transformer_fast_path_matches_transformerlens_forward(preset):
     x = gi.ModularArithmetic(cfg.p).grid_inputs[::7]
     reference = m(to_tokens(m, x))[:, -1]
     torch.testing.assert_close(answer_logits(m, x), reference, atol=1e-5, rtol=1e-5)
-    acts = neuron_activations(m, x[:10])
+    acts = as_weights(m).forward(x[:10]).post
     _, cache = m.run_with_cache(to_tokens(m, x[:10]))
-    torch.testing.assert_close(acts, cache["blocks.0.mlp.hook_post"][:, -1])
+    torch.testing.assert_close(acts, cache["blocks.0.mlp.hook_post"][:, -1], atol=1e-6, rtol=1e-5)
 
 
 def test_transformer_presets_and_protocol_shapes():
@@ -71,10 +63,11 @@ def test_transformer_presets_and_protocol_shapes():
     c = nanda.grokinterp_config
     assert (c.p, c.n_heads, c.d_model, c.d_head, c.d_mlp, c.n_ctx) == (113, 4, 128, 32, 512, 3)
     assert nanda.W_E.shape == (114, 128)
-    assert embedding_matrix(nanda).shape == (113, 128)
-    assert neuron_in_weights(nanda).shape == (128, 512)
-    assert neuron_out_weights(nanda).shape == (512, 128)
-    assert unembedding_matrix(nanda).shape == (128, 113)
+    w = as_weights(nanda)
+    assert w.W_E.shape == (113, 128)
+    assert w.W_in.shape == (128, 512)
+    assert w.W_out.shape == (512, 128)
+    assert w.W_U.shape == (128, 113)
     tickets = gi.make_transformer("tickets")
     w = named_weights(tickets)
     assert tickets.grokinterp_config.n_ctx == 2 and tickets.W_E.shape == (67, 128)

@@ -77,3 +77,34 @@ def test_tokens_and_grid():
     assert torch.equal(t.tokens("train", eq_token=False), t.train_inputs)
     g = t.grid_inputs
     assert g[3 * 5 + 4].tolist() == [3, 4]
+
+
+def test_modular_arithmetic_is_a_task_and_round_trips_through_its_description():
+    from grokinterp.tasks import Task, is_task, require_modular, task_from_dict
+
+    task = ModularArithmetic(13, "sub", "a>b", 0.5, seed=3)
+    assert isinstance(task, Task) and is_task(task) and not is_task(ModularArithmetic)
+    assert task.kind == "modular_arithmetic" and task.loss == "cross_entropy"
+    again = task_from_dict(task.to_dict())
+    assert again == task and torch.equal(again.inputs("train"), task.inputs("train"))
+    assert task_from_dict({**task.to_dict(), "kind": "modular_arithmetic"}) == task
+    with pytest.raises(GrokinterpError, match="unknown task kind 'parity'"):
+        task_from_dict({"kind": "parity"})
+    assert require_modular(task) is task
+    with pytest.raises(GrokinterpError, match="needs a modular-arithmetic task"):
+        require_modular(_NotModular())
+    with pytest.raises(GrokinterpError, match="grokinterp task"):
+        require_modular("add")
+
+
+class _NotModular:
+    kind, loss, seed = "regression", "mse", 0
+
+    def inputs(self, split="train"):
+        return torch.zeros(3, 2)
+
+    def labels(self, split="train"):
+        return torch.zeros(3)
+
+    def to_dict(self):
+        return {"kind": self.kind}

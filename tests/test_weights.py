@@ -6,8 +6,9 @@ import torch
 import grokinterp as gi
 from grokinterp.errors import GrokinterpError, MaskError
 from grokinterp.fourier import key_frequencies
-from grokinterp.models import answer_logits, named_weights, neuron_activations, to_tokens
-from grokinterp.weights import ModelWeights, as_weights, grid_activations, run_weights
+from grokinterp.models import ModelWeights, as_weights, grid_activations, named_weights, to_tokens
+
+from _planted import hooked_logits_and_post
 
 
 def _randomise_biases(model):
@@ -30,8 +31,9 @@ def test_grid_forward_equals_the_transformer(cfg):
     model = _randomise_biases(gi.make_transformer(cfg))
     grid = gi.ModularArithmetic(cfg.p).grid_inputs
     acts = grid_activations(model)
-    torch.testing.assert_close(acts.logits, answer_logits(model, grid), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(acts.post, neuron_activations(model, grid), atol=1e-5, rtol=1e-4)
+    logits, post = hooked_logits_and_post(model, grid)
+    torch.testing.assert_close(acts.logits, logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(acts.post, post, atol=1e-5, rtol=1e-4)
     _, cache = model.run_with_cache(to_tokens(model, grid))
     for layer in range(cfg.n_layers):
         torch.testing.assert_close(acts.pattern[:, layer], cache["pattern", layer][:, :, -1], atol=1e-6, rtol=1e-5)
@@ -72,7 +74,7 @@ def test_weights_from_a_checkpoint_and_masks(tmp_path):
     task = gi.ModularArithmetic(7, frac_train=0.5)
     result = gi.train(model, task, gi.TrainConfig(epochs=4, checkpoint_every=2, progress=False), out_dir=tmp_path / "r")
     run = gi.load_run(result.run_dir)
-    w = run_weights(run, 2)
+    w = run.model_weights(2)
     torch.testing.assert_close(grid_activations(w).logits, grid_activations(run.model_at(2)).logits)
     tensors = {n: t.clone() for n, t in named_weights(model).items()}
     with pytest.raises(GrokinterpError, match="lack"):

@@ -1,49 +1,61 @@
-"""The two hooked models and the protocol the analyses use on both."""
+"""The two hooked models, their configs, and :class:`ModelWeights`, the one seam every analysis,
+pruner and training step reads a model through."""
 
-from .mlp import HookedMLP, MLPConfig
-from .protocol import (
+from .config import (
     Model,
     ModelConfig,
-    answer_logits,
+    attention_pattern,
     build_model,
     config_from_dict,
     config_to_dict,
-    embedding_matrix,
+    is_model,
     model_config,
     model_kind,
-    model_p,
     named_weights,
-    neuron_activations,
-    neuron_in_weights,
-    neuron_out_weights,
     prunable_names,
     to_tokens,
-    unembedding_matrix,
 )
-from .transformer import PRESETS, TransformerConfig, make_transformer, transformer_logits
+from .mlp import ACTIVATIONS, HookedMLP, MLPConfig
+from .transformer import PRESETS, TransformerConfig, convert_hooked_transformer_state, make_transformer
+from .weights import (
+    Activations,
+    ModelLike,
+    ModelWeights,
+    answer_logits,
+    as_weights,
+    check_task,
+    grid_activations,
+    grid_pairs,
+    neuron_input_weights,
+)
 
 __all__ = [
+    "ACTIVATIONS",
     "PRESETS",
+    "Activations",
     "HookedMLP",
     "MLPConfig",
     "Model",
     "ModelConfig",
+    "ModelLike",
+    "ModelWeights",
     "TransformerConfig",
     "answer_logits",
+    "attention_pattern",
+    "as_weights",
     "build_model",
+    "check_task",
     "config_from_dict",
+    "convert_hooked_transformer_state",
     "config_to_dict",
-    "embedding_matrix",
+    "grid_activations",
+    "grid_pairs",
+    "is_model",
     "make_transformer",
     "model_config",
     "model_kind",
-    "model_p",
     "named_weights",
-    "neuron_activations",
-    "neuron_in_weights",
-    "neuron_out_weights",
+    "neuron_input_weights",
     "prunable_names",
     "to_tokens",
-    "transformer_logits",
-    "unembedding_matrix",
 ]

@@ -114,16 +114,3 @@ class HookedMLP(HookedRootModule):
         post = self.hook_post(self.act(pre))
         out = self.hook_out(post @ w.get("W_out", self.W_out))
         return self.hook_logits(out @ w.get("W_U", self.W_U))
-
-    def fast_logits(
-        self, inputs: Int[Tensor, "batch 2"], weights: Mapping[str, Tensor] | None = None
-    ) -> Float[Tensor, "batch p"]:
-        """The same function as :meth:`forward` (no hooks), re-associated for speed:
-        ``act(P[a] + P[b]) @ L`` with ``P = W_E W_in`` (p, d_hidden) and ``L = W_out W_U``
-        (d_hidden, p). The (batch, d_embed) activations are never formed, so a training step costs
-        O(batch * d_hidden * p) instead of O(batch * d_embed * (d_hidden + p)). Equal to the forward
-        up to float rounding."""
-        w = weights or {}
-        P = w.get("W_E", self.W_E) @ w.get("W_in", self.W_in)
-        L = w.get("W_out", self.W_out) @ w.get("W_U", self.W_U)
-        return self.act(P[inputs[:, 0]] + P[inputs[:, 1]]) @ L

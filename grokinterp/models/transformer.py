@@ -21,20 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Mapping
-
 import torch
-import torch.nn.functional as F
-from einops import rearrange
-from jaxtyping import Float, Int
-from torch import Tensor
 
 from ..errors import GrokinterpError
-from ._tl import TransformerBridge, TransformerBridgeConfig, boot_native
+from ._tl import TransformerBridge, TransformerBridgeConfig, boot_native, convert_tl_checkpoint
 
-__all__ = ["PRESETS", "TransformerConfig", "make_transformer", "transformer_logits"]
+__all__ = ["PRESETS", "TransformerConfig", "convert_hooked_transformer_state", "make_transformer"]
 
-_ACTS = {"relu": F.relu, "gelu": F.gelu}
+_ACTS = ("relu", "gelu")
 
 
 @dataclass(frozen=True)
@@ -149,39 +143,7 @@ def _init_weights(model: TransformerBridge, config: TransformerConfig) -> None:
         params["pos_embed.weight"].requires_grad_(False)
 
 
-def transformer_logits(
-    config: TransformerConfig,
-    weights: Mapping[str, Tensor],
-    inputs: Int[Tensor, "batch 2"],
-) -> Float[Tensor, "batch p"]:
-    """Logits at the answer position computed straight from the state-dict tensors.
-
-    The same function as the bridge's forward (tests check it to float tolerance), but the last
-    layer is evaluated for the final query position only — the only one whose output is read —
-    which makes training steps cheaper. ``weights`` maps state-dict names to tensors (masked
-    weights in the trainer).
-    """
-    tokens = inputs
-    if config.eq_token:
-        eq = torch.full((inputs.shape[0], 1), config.p, dtype=inputs.dtype, device=inputs.device)
-        tokens = torch.cat([inputs, eq], dim=1)
-    seq = tokens.shape[1]
-    x = weights["embed.weight"][tokens] + weights["pos_embed.weight"][:seq]
-    act = _ACTS[config.act]
-    causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).triu(1)
-    for layer in range(config.n_layers):
-        pre = f"blocks.{layer}."
-        w = lambda name: weights[pre + name]  # noqa: E731
-        last = layer == config.n_layers - 1
-        x_q = x[:, -1:] if last else x
-        q = rearrange(F.linear(x_q, w("attn.q.weight"), w("attn.q.bias")), "b s (h d) -> b h s d", h=config.n_heads)
-        k = rearrange(F.linear(x, w("attn.k.weight"), w("attn.k.bias")), "b s (h d) -> b h s d", h=config.n_heads)
-        v = rearrange(F.linear(x, w("attn.v.weight"), w("attn.v.bias")), "b s (h d) -> b h s d", h=config.n_heads)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(config.d_head)
-        if not last:
-            scores = scores.masked_fill(causal, float("-inf"))
-        z = rearrange(scores.softmax(-1) @ v, "b h s d -> b s (h d)")
-        x = x_q + F.linear(z, w("attn.o.weight"), w("attn.o.bias"))
-        hidden = act(F.linear(x, w("mlp.in.weight"), w("mlp.in.bias")))
-        x = x + F.linear(hidden, w("mlp.out.weight"), w("mlp.out.bias"))
-    return F.linear(x[:, -1], weights["unembed.weight"])
+def convert_hooked_transformer_state(state_dict, model: TransformerBridge) -> dict:
+    """A TransformerLens ``HookedTransformer`` state dict under the bridge's parameter names
+    (TransformerLens's own conversion, for ``model``'s config)."""
+    return convert_tl_checkpoint(dict(state_dict), model.cfg)

@@ -1,7 +1,8 @@
-"""Masks, pruners, grokking tickets, edge-popup and structure metrics (Minegishi et al., "Grokking
-Tickets"). ``prune_ratio`` is always the fraction of weights removed; density = 1 - prune_ratio."""
+"""Pruners, grokking tickets, their controls, sweeps and the critical ratio, edge-popup, and
+structure metrics (Minegishi et al., "Grokking Tickets"). ``prune_ratio`` is always the fraction of
+weights removed; density = 1 - prune_ratio. Masks themselves are :mod:`grokinterp.masks`."""
 
-from .masks import (
+from ..masks import (
     Mask,
     apply_mask_,
     check_mask,
@@ -26,28 +27,18 @@ from .pruners import (
     synflow_mask,
     synflow_scores,
 )
-from .lottery import (
-    CriticalPruneRatio,
-    TicketRun,
-    critical_prune_ratio,
-    grokking_ticket,
-    norm_matched_dense,
-    norm_matched_init,
-    pruned_at_init,
-    rewind,
-    ticket_controls,
-    ticket_epoch_sweep,
-    ticket_mask,
-    ticket_prune_sweep,
-)
+from .ticket import TicketRun, grokking_ticket, rewind, ticket_mask
+from .controls import norm_matched_dense, norm_matched_init, pruned_at_init, ticket_controls
+from .search import CriticalPruneRatio, critical_prune_ratio, ticket_epoch_sweep, ticket_prune_sweep
 from .structure import jaccard_distance, layer_jaccard_distance, mask_trajectory
 from .alignment import FrequencyAlignment, mask_frequency_alignment, mask_frequency_share
-from .edge_popup import EdgePopupConfig, EdgePopupResult, edge_popup, edge_popup_mask, load_scores
+from .popup import EdgePopupConfig, EdgePopupLearner, EdgePopupResult, edge_popup, edge_popup_mask, load_scores
 
 __all__ = [
     "PRUNERS",
     "CriticalPruneRatio",
     "EdgePopupConfig",
+    "EdgePopupLearner",
     "EdgePopupResult",
     "FrequencyAlignment",
     "Mask",

@@ -51,8 +51,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..errors import GrokinterpError, MaskError
-from ..models import model_config, model_kind, named_weights
-from ..basis import fourier_basis
+from ..fourier import fourier_basis
+from ..models import ModelWeights, as_weights, model_config
 
 __all__ = ["FrequencyAlignment", "Pattern", "Unit", "mask_frequency_alignment", "mask_frequency_share"]
 
@@ -78,34 +78,22 @@ class FrequencyAlignment:
     n_random: int
 
 
-def _input_side_names(model) -> tuple[str, str, bool]:
-    """(embedding name, neuron-input name, whether the stored neuron-input matrix is (h, d))."""
-    if model_kind(model) == "mlp":
-        return "W_E", "W_in", False
-    layer = model_config(model).n_layers - 1
-    return "embed.weight", f"blocks.{layer}.mlp.in.weight", True
-
-
 def _input_side(model, mask: Mapping[str, Tensor], unit: Unit):
-    """0/1 masks and weights of the embedding (p, d) and the neuron inputs (d, h), float64."""
-    p = model_config(model).p
-    e_name, in_name, transposed = _input_side_names(model)
+    """0/1 masks and weights of the embedding (p, d) and the neuron inputs (d, h), float64, read
+    through :class:`~grokinterp.models.ModelWeights` (the mask as a model of 0/1 tensors)."""
+    w = as_weights(model)
+    e_name, in_name = w.embed_name, w.neuron_names[0]
     needed = [e_name] if unit == "embed" else [e_name, in_name]
     if not any(n in mask for n in needed):
         raise MaskError(
             f"the mask covers none of {needed}; unit={unit!r} reads the mask of "
             f"{' and '.join(repr(n) for n in needed)}"
         )
-    params = named_weights(model)
     for name in (e_name, in_name):
-        if name in mask and tuple(mask[name].shape) != tuple(params[name].shape):
-            raise MaskError(f"mask entry {name!r} has shape {tuple(mask[name].shape)}, expected {tuple(params[name].shape)}")
-    m_e = mask[e_name] if e_name in mask else torch.ones(params[e_name].shape, dtype=torch.bool)
-    m_in = mask[in_name] if in_name in mask else torch.ones(params[in_name].shape, dtype=torch.bool)
-    w_e, w_in = params[e_name].detach(), params[in_name].detach()
-    if transposed:
-        m_in, w_in = rearrange(m_in, "h d -> d h"), rearrange(w_in, "h d -> d h")
-    return m_e[:p].double(), m_in.double(), w_e[:p].double(), w_in.double(), e_name, in_name
+        if name in mask and tuple(mask[name].shape) != tuple(w.tensors[name].shape):
+            raise MaskError(f"mask entry {name!r} has shape {tuple(mask[name].shape)}, expected {tuple(w.tensors[name].shape)}")
+    m = ModelWeights(w.config, {n: (mask[n] if n in mask else torch.ones(t.shape, dtype=torch.bool)) for n, t in w.tensors.items()})
+    return m.W_E.double(), m.W_in.double(), w.W_E.double(), w.W_in.double(), e_name, in_name
 
 
 def _patterns(m_e: Tensor, m_in: Tensor, unit: Unit, w_e: Tensor | None = None, w_in: Tensor | None = None) -> Tensor:

@@ -3,7 +3,7 @@
 * a grokinterp model (:class:`~grokinterp.models.HookedMLP` or a transformer from
   ``make_transformer``): tensors are :func:`~grokinterp.models.named_weights`, prunable names are
   :func:`~grokinterp.models.prunable_names` (every trainable weight matrix, embedding and unembedding
-  included, no biases), the forward pass is :func:`~grokinterp.models.answer_logits` on pairs
+  included, no biases), the forward pass is :meth:`~grokinterp.models.ModelWeights.logits` on pairs
   ``(a, b)``;
 * any other ``torch.nn.Module`` (tiny test networks): tensors are ``named_parameters()``, prunable
   names are the trainable parameters with two or more dimensions, the forward pass is
@@ -29,9 +29,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ..errors import GrokinterpError, MaskError
-from ..models import answer_logits, model_kind, named_weights, prunable_names
-from ..models._tl import is_bridge
-from ..models.mlp import HookedMLP
+from ..models import ModelWeights, is_model, model_config, named_weights, prunable_names
 
 __all__ = ["Include", "Net", "as_net", "resolve_include"]
 
@@ -47,10 +45,6 @@ class Net:
     kind: str = "state"
 
 
-def _is_grokinterp_model(obj: object) -> bool:
-    return isinstance(obj, HookedMLP) or (is_bridge(obj) and hasattr(obj, "grokinterp_config"))
-
-
 def as_net(
     obj: object,
     weights: Mapping[str, Tensor] | None = None,
@@ -58,7 +52,7 @@ def as_net(
 ) -> Net:
     """Wrap a grokinterp model, an ``nn.Module`` or a state dict. ``weights`` (optional) replaces
     tensors by name: the scores are taken at these weights instead of the module's own."""
-    if _is_grokinterp_model(obj):
+    if is_model(obj):
         net = _model_net(obj)
     elif isinstance(obj, nn.Module):
         net = _module_net(obj, input_shape)
@@ -91,20 +85,20 @@ def _override(net: Net, weights: Mapping[str, Tensor]) -> None:
 
 
 def _model_net(model) -> Net:
-    kind = model_kind(model)
-    embed = "W_E" if kind == "mlp" else "embed.weight"
+    config = model_config(model)
+    tensors = {n: p.detach() for n, p in named_weights(model).items()}
+    embed = ModelWeights(config, tensors).embed_name
 
     def logits(weights: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
-        return answer_logits(model, inputs, weights)
+        return ModelWeights(config, dict(weights)).logits(inputs)
 
     def ones_logits(weights: Mapping[str, Tensor]) -> Tensor:
         w = dict(weights)
         E = w[embed]
         w[embed] = E.sum(dim=0, keepdim=True).expand_as(E)
-        return answer_logits(model, torch.zeros(1, 2, dtype=torch.long), w)
+        return ModelWeights(config, w).logits(torch.zeros(1, 2, dtype=torch.long))
 
-    tensors = {n: p.detach() for n, p in named_weights(model).items()}
-    return Net(tensors, prunable_names(model), logits, ones_logits, kind)
+    return Net(tensors, prunable_names(model), logits, ones_logits, "mlp" if embed == "W_E" else "transformer")
 
 
 def _module_net(module: nn.Module, input_shape: Sequence[int] | None) -> Net:

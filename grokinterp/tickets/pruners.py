@@ -13,8 +13,8 @@ the mask, i.e. left dense.
 
 Scores are computed at the weights you pass: the model's current parameters, or ``weights=``
 (name -> tensor) when given. "Pruning at initialisation" means passing a freshly built model or a
-run's epoch-0 weights (what :mod:`grokinterp.tickets.lottery` does). Scores are computed in float64.
-Data-dependent pruners (SNIP, GraSP) take ``data``: a :class:`~grokinterp.tasks.ModularArithmetic`
+run's epoch-0 weights (what :mod:`grokinterp.tickets.ticket` and :mod:`grokinterp.tickets.controls` does). Scores are computed in float64.
+Data-dependent pruners (SNIP, GraSP) take ``data``: a task (:class:`~grokinterp.tasks.Task`)
 (its train split, full batch) or a pair ``(inputs, labels)``; the loss is the mean cross-entropy.
 """
 
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import GrokinterpError
-from ..tasks import ModularArithmetic
-from .masks import Mask
+from ..tasks import Task, is_task
+from ..masks import Mask
 from .nets import Include, Net, as_net, double_weights, flat_logits, leaf_weights, resolve_include
 from .select import Scope, check_prune_ratio, check_scope, mask_from_scores
 
@@ -46,12 +46,12 @@ __all__ = [
     "synflow_scores",
 ]
 
-Data = ModularArithmetic | tuple[Tensor, Tensor]
+Data = Task | tuple[Tensor, Tensor]
 
 
 def _batch(data: Data) -> tuple[Tensor, Tensor]:
-    if isinstance(data, ModularArithmetic):
-        return data.train_inputs, data.train_labels
+    if is_task(data):
+        return data.inputs("train"), data.labels("train")
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = (torch.as_tensor(t) for t in data)
         if y.ndim != 1 or x.shape[0] != y.shape[0]:
@@ -61,7 +61,7 @@ def _batch(data: Data) -> tuple[Tensor, Tensor]:
             )
         return x, y.long()
     raise GrokinterpError(
-        f"data must be a ModularArithmetic task (its train split is used) or a pair (inputs, labels), got {type(data).__name__}"
+        f"data must be a task (its train split is used) or a pair (inputs, labels), got {type(data).__name__}"
     )
 
 

@@ -24,7 +24,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from ..errors import GrokinterpError, MaskError
-from .masks import Mask
+from ..masks import Mask
 
 __all__ = ["Scope", "check_prune_ratio", "mask_from_scores", "n_keep", "top_k_flat"]
 

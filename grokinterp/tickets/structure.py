@@ -9,14 +9,15 @@ every tensor (it is not the mean of the per-layer distances).
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from torch import Tensor
 
 from ..errors import GrokinterpError
-from .lottery import as_run
-from .masks import compare_masks
+from ..runs import as_run
+from ..masks import compare_masks
 from .nets import Include
+from .pruners import magnitude_mask
 from .select import Scope, check_prune_ratio
 
 __all__ = ["jaccard_distance", "layer_jaccard_distance", "mask_trajectory"]
@@ -42,6 +43,7 @@ def mask_trajectory(
     prune_ratio: float = 0.6,
     every: int | None = None,
     *,
+    epochs: Sequence[int] | None = None,
     scope: Scope = "global",
     include: Include = None,
 ):
@@ -53,6 +55,7 @@ def mask_trajectory(
         prune_ratio: fraction removed by each checkpoint's magnitude mask (paper: 0.6).
         every: use the checkpoints whose epoch is a multiple of ``every`` (paper: 2000); ``None``
             uses every checkpoint.
+        epochs: exactly these checkpoint epochs instead (in this order).
         scope, include: as in :func:`~grokinterp.tickets.magnitude_mask`.
 
     Returns a DataFrame with one row per consecutive pair ``(prev_epoch, epoch)``: ``jaccard``
@@ -61,24 +64,21 @@ def mask_trajectory(
     """
     import pandas as pd
 
-    from ..models import build_model
-    from ..runs import load_weights
-    from .pruners import magnitude_mask
-
     run = as_run(run)
     check_prune_ratio(prune_ratio)
     if every is not None and (not isinstance(every, int) or every < 1):
         raise GrokinterpError(f"every must be a positive integer number of epochs, got {every!r}")
-    epochs = [e for e in run.checkpoint_epochs if every is None or e % every == 0]
+    if epochs is None:
+        epochs = [e for e in run.checkpoint_epochs if every is None or e % every == 0]
+    else:
+        epochs = [run.checkpoint_epoch(e) for e in epochs]
     if len(epochs) < 2:
         raise GrokinterpError(
             f"{run.path}: need at least two checkpoints{'' if every is None else f' at multiples of {every}'}; "
             f"the run has checkpoints at {run.checkpoint_epochs}"
         )
-    model = build_model(run.model_config)
-
     def mask_at(epoch: int):
-        return magnitude_mask(load_weights(model, run.weights_at(epoch)), prune_ratio, scope, include)
+        return magnitude_mask(run.model_at(epoch), prune_ratio, scope, include)
 
     rows = []
     prev_epoch, prev_mask = epochs[0], mask_at(epochs[0])

@@ -1,0 +1,250 @@
+"""Trig-identity checks of the Fourier multiplication algorithm (Nanda et al. 2023, Sec. 4–5).
+
+The algorithm for ``c = a + b mod p`` at a key frequency ``w = 2πk/p``: the embeddings carry
+cos(wa), sin(wa); the neurons compute products cos(wa)cos(wb) ... ; the MLP output holds
+``cos(w(a+b))``, ``sin(w(a+b))``; the logits are ``cos(w(a+b-c)) = cos(w(a+b))cos(wc) +
+sin(w(a+b))sin(wc)``. The checks measure, per key frequency, how much of each stage's variance those
+terms explain, and fit the logits to ``Σ_k α_k cos(w_k(a+b-c))``.
+
+In the multiplicative basis (mul / div) ``a, b, c`` are replaced by their discrete logs and only the
+pairs and answers with no zero token are used; ``sub`` / ``div`` use ``a - b``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ..fourier.basis import BasisKind, FourierBasis, group_grid_rows, op_sign
+from ..errors import GrokinterpError
+from ..fourier.spectra import CLUSTER_THRESHOLD, neuron_frequencies_in, key_frequencies, resolve_basis
+from ..tasks import ModularArithmetic
+from ..models.weights import Activations, ModelLike, ModelWeights, as_weights, check_task, grid_activations
+
+__all__ = [
+    "FIT_THRESHOLD",
+    "FrequencyVerdict",
+    "LogitFit",
+    "TrigIdentityCheck",
+    "TrigPlanes",
+    "fit_logits",
+    "group_logits",
+    "logit_fit",
+    "trig_identity_check",
+]
+
+#: A frequency's logits count as ``α cos(w(a+b-c))`` when that term explains at least this share of
+#: the logit energy in the frequency's cos/sin(w(a+b)) plane.
+FIT_THRESHOLD = 0.9
+
+
+@dataclass(frozen=True)
+class LogitFit:
+    """Least-squares fit of the logits (centred over c for each pair) to ``Σ_k α_k cos(w_k(a+b-c))``.
+
+    ``alpha[i]`` is the coefficient of ``freqs[i]``, ``per_frequency[i]`` the fraction of the logit
+    variance its term explains, ``fraction_explained`` the total (the terms are orthogonal).
+    """
+
+    freqs: list[int]
+    alpha: Float[Tensor, " k"]
+    per_frequency: Float[Tensor, " k"]
+    fraction_explained: float
+
+
+@dataclass(frozen=True)
+class FrequencyVerdict:
+    """The numbers behind one key frequency, and whether they show the trig-identity circuit.
+
+    * ``n_neurons``: neurons in the frequency's cluster (:func:`grokinterp.fourier.spectra.neuron_frequencies`);
+      ``neuron_fraction``: mean fraction of their variance explained by the frequency's 2D terms;
+      ``neuron_sum_fraction``: fraction of the cluster's variance along cos/sin(w(a+b)).
+    * ``residual_fraction``: fraction of the final residual stream's variance (answer position; the
+      MLP output for the MLP) along cos/sin(w(a+b)).
+    * ``logit_fraction``: fraction of the logit variance along cos/sin(w(a+b)) (any dependence on c).
+    * ``alpha``: coefficient of cos(w(a+b-c)) in the logit fit; ``form_fit``: share of the logit energy
+      in the cos/sin(w(a+b)) plane that ``alpha cos(w(a+b-c))`` explains.
+    * ``supported``: ``alpha > 0`` and ``form_fit >= fit_threshold``; ``reason`` says why not.
+    """
+
+    freq: int
+    n_neurons: int
+    neuron_fraction: float
+    neuron_sum_fraction: float
+    residual_fraction: float
+    logit_fraction: float
+    alpha: float
+    form_fit: float
+    supported: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TrigIdentityCheck:
+    """Per-frequency verdicts, the logit fit, and the shares of all key frequencies together."""
+
+    freqs: list[int]
+    verdicts: list[FrequencyVerdict]
+    fit: LogitFit
+    residual_fraction: float
+    logit_fraction: float
+    basis: FourierBasis = field(repr=False)
+
+    @property
+    def supported(self) -> bool:
+        """Every key frequency supported (and at least one key frequency)."""
+        return bool(self.verdicts) and all(v.supported for v in self.verdicts)
+
+    def frame(self):
+        """The verdicts as a pandas DataFrame, one row per frequency."""
+        import pandas as pd
+        from dataclasses import asdict
+
+        return pd.DataFrame([asdict(v) for v in self.verdicts])
+
+
+# ---------------------------------------------------------------------------------- plane tables
+class TrigPlanes:
+    """cos/sin(w_k(x_a + s x_b)) over the group grid for a set of frequencies (float64)."""
+
+    def __init__(self, B: FourierBasis, freqs: list[int], sign: int):
+        n = B.n
+        self.freqs = [B.check_freq(k) for k in freqs]
+        x = torch.arange(n, dtype=torch.float64)
+        s = ((x[:, None] + sign * x[None, :]) % n).reshape(-1)
+        w = 2 * math.pi * torch.tensor(self.freqs, dtype=torch.float64).reshape(-1, 1) / n
+        self.cos_ab, self.sin_ab = torch.cos(w * s), torch.sin(w * s)  # (K, n²)
+        self.cos_c, self.sin_c = torch.cos(w * x), torch.sin(w * x)  # (K, n)
+        self.sq_cos = self.cos_ab.square().sum(1)
+        self.sq_sin = self.sin_ab.square().sum(1)
+        self.n = n
+
+    def plane_energy(self, X: Tensor) -> Tensor:
+        """Energy of each column-set ``X`` (n², m) in each frequency's plane, summed over columns: (K,)."""
+        e = (self.cos_ab @ X).square().sum(1) / self.sq_cos
+        sin = (self.sin_ab @ X).square().sum(1)
+        return e + torch.where(self.sq_sin > 1e-9, sin / self.sq_sin.clamp(min=1e-300), 0.0)
+
+
+def _centre(X: Tensor) -> Tensor:
+    return X - X.mean(0, keepdim=True)
+
+
+def group_logits(logits: Tensor, B: FourierBasis) -> Tensor:
+    """Logits on the group grid (rows x_a*n + x_b, answers in group order), centred over c, float64."""
+    L = logits.double()[group_grid_rows(B)][:, B.tokens]
+    return L - L.mean(1, keepdim=True)
+
+
+def fit_logits(L: Tensor, planes: TrigPlanes) -> tuple[LogitFit, Tensor]:
+    """Logit fit and the logit energy in each plane, for centred group logits L (n², n)."""
+    u_cos, u_sin = planes.cos_ab @ L, planes.sin_ab @ L  # (K, n)
+    inner = (u_cos * planes.cos_c).sum(1) + (u_sin * planes.sin_c).sum(1)  # <L, cos(w(s - x_c))>
+    r_sq = planes.n**2 * planes.cos_c.square().sum(1)  # |cos(w(s - x_c))|² over (a, b, c)
+    alpha = inner / r_sq
+    total = L.square().sum().clamp(min=torch.finfo(L.dtype).tiny)
+    per = inner.square() / r_sq / total
+    plane = planes.plane_energy(L)
+    fit = LogitFit(list(planes.freqs), alpha.float(), per.float(), float(per.sum()))
+    return fit, plane
+
+
+def _resolve_setup(model: ModelLike, task, basis, freqs) -> tuple[ModelWeights, FourierBasis, int, list[int]]:
+    w = as_weights(model)
+    task = check_task(w, task)
+    B = resolve_basis(w, task, basis)
+    sign = op_sign(task.op if task is not None else None)
+    if freqs is None:
+        freqs = key_frequencies(w, task, basis=B)
+    freqs = sorted({B.check_freq(k) for k in freqs})
+    return w, B, sign, freqs
+
+
+def logit_fit(
+    model: ModelLike,
+    task: ModularArithmetic | None = None,
+    freqs: list[int] | None = None,
+    basis: BasisKind | FourierBasis | None = None,
+) -> LogitFit:
+    """Fit the logits over the full grid to ``Σ_k α_k cos(w_k(a+b-c))`` (``freqs`` default: the key
+    frequencies). Nanda et al. 2023, Sec. 5: the fit explains most of the logit variance after
+    grokking."""
+    w, B, sign, freqs = _resolve_setup(model, task, basis, freqs)
+    return fit_logits(group_logits(grid_activations(w).logits, B), TrigPlanes(B, freqs, sign))[0]
+
+
+def trig_identity_check(
+    model: ModelLike,
+    task: ModularArithmetic | None = None,
+    freqs: list[int] | None = None,
+    basis: BasisKind | FourierBasis | None = None,
+    fit_threshold: float = FIT_THRESHOLD,
+    cluster_threshold: float = CLUSTER_THRESHOLD,
+) -> TrigIdentityCheck:
+    """Check each key frequency's stage of the algorithm: neurons (2D terms of frequency k and the
+    cos/sin(w(a+b)) share of the cluster), residual and logits (cos/sin(w(a+b)) share), and the fit of
+    the logits to ``α cos(w(a+b-c))``; a :class:`FrequencyVerdict` per frequency."""
+    if not 0.0 < float(fit_threshold) <= 1.0:
+        raise GrokinterpError(f"fit_threshold must lie in (0, 1], got {fit_threshold!r}")
+    w, B, sign, freqs = _resolve_setup(model, task, basis, freqs)
+    acts = grid_activations(w)
+    return _trig_check(w, B, sign, freqs, acts, float(fit_threshold), float(cluster_threshold))
+
+
+def _trig_check(
+    w: ModelWeights, B: FourierBasis, sign: int, freqs: list[int], acts: Activations, fit_threshold: float,
+    cluster_threshold: float,
+) -> TrigIdentityCheck:
+    planes = TrigPlanes(B, freqs, sign)
+    rows = group_grid_rows(B)
+    L = group_logits(acts.logits, B)
+    fit, logit_plane = fit_logits(L, planes)
+    logit_total = L.square().sum().clamp(min=1e-300)
+    R = _centre(acts.resid.double()[rows])
+    resid_plane = planes.plane_energy(R) / R.square().sum().clamp(min=1e-300)
+    nf = neuron_frequencies_in(w, B, cluster_threshold, acts.post)
+    P = _centre(acts.post.double()[rows])
+    verdicts = []
+    for i, k in enumerate(freqs):
+        members = torch.nonzero(nf.cluster == k).flatten()
+        if len(members):
+            Pk = P[:, members]
+            sum_planes = TrigPlanes(B, [k], sign).plane_energy(Pk)[0]
+            neuron_sum = float(sum_planes / Pk.square().sum().clamp(min=1e-300))
+            neuron_frac = float(nf.fraction[members].mean())
+        else:
+            neuron_sum = neuron_frac = 0.0
+        plane = float(logit_plane[i])
+        form = float(fit.per_frequency[i] * logit_total / plane) if plane > 0 else 0.0
+        alpha = float(fit.alpha[i])
+        reasons = []
+        if not alpha > 0:
+            reasons.append(f"alpha = {alpha:.3g} is not positive")
+        if not form >= fit_threshold:
+            reasons.append(f"cos(w(a+b-c)) explains {form:.2f} of the frequency's logit plane (< {fit_threshold})")
+        verdicts.append(
+            FrequencyVerdict(
+                freq=k,
+                n_neurons=len(members),
+                neuron_fraction=neuron_frac,
+                neuron_sum_fraction=neuron_sum,
+                residual_fraction=float(resid_plane[i]),
+                logit_fraction=plane / float(logit_total),
+                alpha=alpha,
+                form_fit=form,
+                supported=not reasons,
+                reason="; ".join(reasons),
+            )
+        )
+    return TrigIdentityCheck(
+        freqs=freqs,
+        verdicts=verdicts,
+        fit=fit,
+        residual_fraction=float(resid_plane.sum()),
+        logit_fraction=float(logit_plane.sum() / logit_total),
+        basis=B,
+    )

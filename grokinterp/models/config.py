@@ -1,0 +1,115 @@
+"""The two model kinds as one type: their configs, building a model from a config, and their
+parameters by name.
+
+``named_weights`` gives the parameters under the names masks use (the state-dict names: ``W_E`` ...
+for the MLP, ``embed.weight``, ``blocks.0.attn.q.weight`` ... for the transformer). What analyses
+and pruners read of a model goes through :class:`grokinterp.models.weights.ModelWeights`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Mapping, Union
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from ..errors import GrokinterpError
+from ..masks import parameters_of
+from ._tl import TransformerBridge, is_bridge
+from .mlp import HookedMLP, MLPConfig
+from .transformer import TransformerConfig, make_transformer
+
+__all__ = [
+    "Model",
+    "ModelConfig",
+    "attention_pattern",
+    "build_model",
+    "config_from_dict",
+    "config_to_dict",
+    "is_model",
+    "model_config",
+    "model_kind",
+    "named_weights",
+    "prunable_names",
+    "to_tokens",
+]
+
+Model = Union[HookedMLP, TransformerBridge]
+ModelConfig = Union[MLPConfig, TransformerConfig]
+
+
+def model_config(model: Model) -> ModelConfig:
+    if isinstance(model, HookedMLP):
+        return model.cfg
+    if is_bridge(model) and isinstance(getattr(model, "grokinterp_config", None), TransformerConfig):
+        return model.grokinterp_config
+    raise GrokinterpError(
+        f"expected a grokinterp model (HookedMLP or a transformer from make_transformer), got {type(model).__name__}"
+    )
+
+
+def model_kind(model_or_config: Model | ModelConfig) -> Literal["mlp", "transformer"]:
+    cfg = model_or_config if isinstance(model_or_config, (MLPConfig, TransformerConfig)) else model_config(model_or_config)
+    return "mlp" if isinstance(cfg, MLPConfig) else "transformer"
+
+
+def is_model(obj: object) -> bool:
+    """True for a grokinterp model (a HookedMLP or a transformer from ``make_transformer``)."""
+    return isinstance(obj, HookedMLP) or (is_bridge(obj) and isinstance(getattr(obj, "grokinterp_config", None), TransformerConfig))
+
+
+def build_model(config: ModelConfig) -> Model:
+    """A freshly initialised model for a config (the config's seed fixes the weights)."""
+    if isinstance(config, MLPConfig):
+        return HookedMLP(config)
+    if isinstance(config, TransformerConfig):
+        return make_transformer(config)
+    raise GrokinterpError(f"expected an MLPConfig or TransformerConfig, got {type(config).__name__}")
+
+
+def config_to_dict(config: ModelConfig) -> dict:
+    return {"kind": model_kind(config), **config.to_dict()}
+
+
+def config_from_dict(d: Mapping) -> ModelConfig:
+    d = dict(d)
+    kind = d.pop("kind", None)
+    cls = {"mlp": MLPConfig, "transformer": TransformerConfig}.get(kind)
+    if cls is None:
+        raise GrokinterpError(f"model config kind must be 'mlp' or 'transformer', got {kind!r}")
+    try:
+        return cls(**d)
+    except TypeError as e:
+        raise GrokinterpError(f"bad {kind} model config {d}: {e}") from None
+
+
+def named_weights(model: Model) -> dict[str, nn.Parameter]:
+    """Every parameter under its state-dict name (the names masks use)."""
+    model_config(model)
+    return parameters_of(model)
+
+
+def prunable_names(model: Model) -> list[str]:
+    """Trainable weight matrices (embedding and unembedding included, biases and frozen tensors not)."""
+    return [n for n, p in named_weights(model).items() if p.ndim == 2 and p.requires_grad]
+
+
+def to_tokens(model: Model, inputs: Int[Tensor, "batch 2"]) -> Int[Tensor, "batch seq"]:
+    """The token sequences the model reads for pairs ``(a, b)``."""
+    cfg = model_config(model)
+    if isinstance(cfg, TransformerConfig) and cfg.eq_token:
+        return torch.cat([inputs, torch.full_like(inputs[:, :1], cfg.p)], dim=1)
+    return inputs
+
+
+@torch.no_grad()
+def attention_pattern(model: Model, inputs: Int[Tensor, "batch 2"], layer: int = -1) -> Float[Tensor, "batch heads seq seq"]:
+    """The attention pattern of one layer (default: the last) of a transformer for pairs ``(a, b)``,
+    read from its ``hook_pattern`` hook."""
+    cfg = model_config(model)
+    if not isinstance(cfg, TransformerConfig):
+        raise GrokinterpError("attention patterns exist only for transformers; this is an MLP")
+    name = f"blocks.{layer % cfg.n_layers}.attn.hook_pattern"
+    _, cache = model.run_with_cache(to_tokens(model, inputs), names_filter=name)
+    return cache[name]

@@ -1,0 +1,244 @@
+"""``analyze(x)``: every analysis of the toolkit on one model, as a :class:`Report`.
+
+``x`` is a run directory, a checkpoint file (grokinterp ``.safetensors`` or a legacy ``.pth``), or a
+model object (with an optional task). The report holds plain data only (lists, numbers, strings), so
+``Report.to_json`` / ``Report.from_json`` round-trip and ``Report.figures()`` / ``Report.to_html()``
+work from a report read back from disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from einops import rearrange
+
+from ..circuits import attention_summary, excluded_loss, fourier_gini, progress_measures, restricted_loss, trig_identity_check, weight_norms
+from ..errors import CheckpointError, GrokinterpError
+from ..fourier import (
+    embedding_spectrum,
+    fft1d,
+    fft2d,
+    fourier_entropy,
+    key_frequencies,
+    neuron_frequencies,
+    neuron_input_spectrum,
+    neuron_logit_spectrum,
+    resolve_basis,
+)
+from ..fourier.basis import OP_SIGNS
+from ..masks import density, layer_density
+from ..metrics import grokking_times, split_scores
+from ..models import as_weights, attention_pattern, check_task, config_to_dict, grid_activations, is_model, model_config
+from ..runs import Run, load_checkpoint, load_run, read_legacy_file
+from ..runs.importers import LEGACY_SUFFIXES
+from ..tasks import ModularArithmetic
+from ..tickets import mask_frequency_alignment, mask_trajectory
+from .report import Report, clean, floats
+
+__all__ = ["Report", "analyze"]
+
+METHODS = ("logit", "embed", "neuron")
+
+
+# ------------------------------------------------------------------------------ input handling
+def _resolve(x, task: ModularArithmetic | None):
+    """(model, task, run or None, source, parent)."""
+    if isinstance(x, (str, Path)):
+        path = Path(x)
+        if not path.exists():
+            raise CheckpointError(f"{path}: no such file or run directory")
+        if path.is_dir():
+            run = load_run(path)
+            return run.model_at(), task or run.task, run, str(path), run.config.get("parent")
+        if path.suffix in LEGACY_SUFFIXES:
+            obj = read_legacy_file(path)
+            if isinstance(obj, Mapping) and obj.get("checkpoints"):
+                run = load_run(path)
+                return run.model_at(), task or run.task, run, str(path), None
+        model, info = load_checkpoint(path, task)
+        return model, info.get("task"), None, str(path), None
+    if isinstance(x, Run):
+        return x.model_at(), task or x.task, x, str(x.path), x.config.get("parent")
+    if not is_model(x):
+        raise GrokinterpError(
+            f"analyze expects a run directory, a checkpoint file or a grokinterp model; got {type(x).__name__}"
+        )
+    return x, task, None, f"<{type(x).__name__} object>", None
+
+
+# ----------------------------------------------------------------------------- the analysis
+def analyze(
+    x,
+    task: ModularArithmetic | None = None,
+    *,
+    progress: bool = True,
+    progress_every: int | None = None,
+    n_random_masks: int = 100,
+    n_grid_neurons: int = 4,
+    trajectory_prune_ratio: float = 0.6,
+) -> Report:
+    """Analyse a run directory, a checkpoint file, a legacy ``.pth`` or a model (optionally with its
+    task; without one, addition over all pairs with a 30 % split is assumed and the report says so).
+
+    Computes: accuracy and loss; key frequencies by every method with the spectra behind them; neuron
+    clusters; trig-identity fits; restricted / excluded loss; Gini; weight norms; Fourier entropy;
+    the logits' 2D spectrum; attention (transformers); for masked runs the density per layer and
+    the mask-vs-frequency alignment; for runs t_mem / t_gen / tau_grok and (``progress=True``) the
+    progress measures over the checkpoints (every ``progress_every``-th epoch, default all), with, for
+    dense runs, the Jaccard distance between the magnitude masks (removing
+    ``trajectory_prune_ratio``) of consecutive measured checkpoints.
+    """
+    model, task, run, source, parent = _resolve(x, task)
+    cfg = model_config(model)
+    assumed = task is None
+    if assumed:
+        task = ModularArithmetic(cfg.p, "add", "all", 0.3)
+    try:
+        check_task(model, task)
+    except GrokinterpError as e:
+        raise GrokinterpError(f"{source}: {e}") from None
+    mask = run.mask if run is not None else None
+    w = as_weights(model, mask)
+    B = resolve_basis(w, task)
+    acts = grid_activations(w)
+    circuit = task.op in OP_SIGNS
+
+    metrics = {}
+    grid_index = task.all_pairs[:, 0] * task.p + task.all_pairs[:, 1]
+    for split in ("train", "test"):
+        idx = task.train_indices if split == "train" else task.test_indices
+        metrics[f"{split}_loss"], metrics[f"{split}_acc"] = split_scores(task, acts.logits[grid_index[idx]], task.labels(split))
+
+    keys = {m: key_frequencies(w, task, method=m) for m in METHODS}
+    freqs = keys["logit"]
+    nf = neuron_frequencies(w, task)
+    embed_coeffs = fft1d(w.W_E.T.double(), B)  # (d, n): Fourier coefficients of each embedding dim
+    row_norm = embed_coeffs.norm(dim=0)
+    n_freq = B.n_freqs
+    spectra = {
+        "labels": [f"{k}" for k in range(n_freq)],
+        "embedding": floats(embedding_spectrum(w, task)),
+        "embedding_cos": floats(torch.stack([row_norm[r[0]] if (r := B.rows_of(k)) else torch.tensor(0.0) for k in range(1, n_freq)])),
+        "embedding_sin": floats(torch.stack([row_norm[r[1]] if len(r := B.rows_of(k)) > 1 else torch.tensor(0.0) for k in range(1, n_freq)])),
+        "logit": floats(neuron_logit_spectrum(w, task).square().sum(1).sqrt()),
+        "neuron_input": floats(neuron_input_spectrum(w, task).square().sum(1).sqrt()),
+    }
+    sizes = {int(k): len(v) for k, v in nf.clusters().items()}
+    neurons = {
+        "n_neurons": int(nf.frequency.numel()),
+        "n_clustered": int((nf.cluster >= 0).sum()),
+        "threshold": nf.threshold,
+        "frequency": nf.frequency.tolist(),
+        "fraction": floats(nf.fraction, 4),
+        "cluster": nf.cluster.tolist(),
+        "cluster_sizes": sizes,
+        "fractions": floats(nf.fractions, 3),
+    }
+    # a few neurons to show over the (a, b) grid: the best explained neuron of each of the largest clusters
+    order = sorted(sizes, key=lambda k: -sizes[k])[:n_grid_neurons]
+    chosen = [max(nf.clusters()[k], key=lambda i: float(nf.fraction[i])) for k in order]
+    if len(chosen) < n_grid_neurons:
+        rest = [i for i in torch.argsort(nf.variance, descending=True).tolist() if i not in chosen]
+        chosen += rest[: n_grid_neurons - len(chosen)]
+    post = rearrange(acts.post, "(a b) m -> m a b", a=task.p)
+    grids = {"neurons": chosen, "activations": [floats(post[i], 4) for i in chosen]}
+
+    logit_grid = rearrange(acts.logits.double(), "(a b) c -> a b c", a=task.p)
+    logit_grid = logit_grid - logit_grid.mean(dim=(0, 1), keepdim=True)
+    spec2d = fft2d(logit_grid, B).norm(dim=-1)
+
+    gini = fourier_gini(w, task)
+    norms = weight_norms(w)
+    report = Report(
+        source=source,
+        model=config_to_dict(cfg),
+        task=task.to_dict(),
+        task_assumed=assumed,
+        basis=B.kind,
+        metrics=metrics,
+        key_frequencies=keys,
+        spectra=spectra,
+        neurons=neurons,
+        weight_norms={"l1": norms.l1, "l2": norms.l2},
+        gini={"embed": gini.embed, "logit": gini.logit},
+        fourier_entropy={"in": fourier_entropy(w, "in", task=task), "out": fourier_entropy(w, "out", task=task)},
+        logit_spectrum_2d=floats(spec2d, 4),
+        neuron_grids=grids,
+        parent=parent,
+    )
+    if circuit and freqs:
+        check = trig_identity_check(w, task, freqs=freqs)
+        report.trig = {
+            "supported": check.supported,
+            "freqs": check.freqs,
+            "residual_fraction": check.residual_fraction,
+            "logit_fraction": check.logit_fraction,
+            "fit": {"alpha": floats(check.fit.alpha), "per_frequency": floats(check.fit.per_frequency),
+                    "fraction_explained": check.fit.fraction_explained},
+            "verdicts": [asdict(v) for v in check.verdicts],
+        }
+        for name, fn in (("restricted_loss", restricted_loss), ("excluded_loss", excluded_loss)):
+            ab = fn(w, task, freqs)
+            setattr(report, name, {"loss": ab.loss, "full_loss": ab.full_loss, "freqs": ab.freqs,
+                                   "per_frequency": {str(k): v for k, v in ab.per_frequency.items()}})
+    if w.kind == "transformer":
+        report.attention = _attention_section(model, w, task)
+    if mask is not None:
+        report.mask = _mask_section(model, w, mask, freqs, n_random_masks)
+    if run is not None:
+        report.history = [dict(r) for r in run.history]
+        if report.history and all("train_acc" in r and "test_acc" in r for r in report.history):
+            report.times = asdict(grokking_times(run.history))
+        if progress and len(run.checkpoint_epochs) > 1:
+            report.progress = _progress_section(run, task, progress_every, mask, trajectory_prune_ratio)
+    return report
+
+
+def _attention_section(model, w, task) -> dict:
+    summary = attention_summary(w, task)
+    examples = task.test_inputs[:1] if len(task.test_inputs) else task.train_inputs[:1]
+    pattern = attention_pattern(model, examples)[0]
+    a, b = examples[0].tolist()
+    tokens = [str(a), str(b)] + (["="] if model_config(model).eq_token else [])
+    return {
+        "layer": summary.layer,
+        "mean": floats(summary.mean, 4),
+        "frequency": summary.frequency.tolist(),
+        "fraction": floats(summary.fraction, 4),
+        "to_a_mean": floats(summary.to_a.mean((1, 2)), 4),
+        "example": {"tokens": tokens, "pattern": floats(pattern, 4)},
+    }
+
+
+def _mask_section(model, w, mask, freqs, n_random) -> dict:
+    out: dict = {"density": density(mask), "layer_density": layer_density(mask)}
+    if freqs:
+        # the kept trained weights, not the bare 0/1 pattern: a magnitude ticket's structure is in what it keeps
+        al = mask_frequency_alignment(mask, model, freqs, n_random=n_random, pattern="kept_weights")
+        out["alignment"] = {"pattern": "kept_weights", "share": al.share, "random_mean": al.random_mean, "random_std": al.random_std,
+                            "ratio": al.ratio, "z_score": al.z_score, "frequencies": list(al.frequencies),
+                            "spectrum": floats(al.spectrum, 4)}
+    # the neuron-input matrix: its kept pattern next to the trained weights
+    name = next((n for n in (w.neuron_names[0], *mask) if n in mask))
+    out["image"] = {"name": name, "mask": mask[name].to(torch.int8).tolist(), "weights": floats(w.tensors[name], 3)}
+    return out
+
+
+def _progress_section(run: Run, task, every, mask, prune_ratio: float) -> list[dict]:
+    frame = progress_measures(run, every=every, task=task, per_frequency=False)
+    epochs = [int(e) for e in frame["epoch"].tolist()]
+    entropy = []
+    for epoch in epochs:
+        try:
+            entropy.append(fourier_entropy(run.model_weights(epoch), "in", task=task))
+        except GrokinterpError:
+            entropy.append(None)
+    frame["fourier_entropy"] = entropy
+    if mask is None and len(epochs) > 1:
+        trajectory = mask_trajectory(run, prune_ratio, epochs=epochs)
+        frame["jaccard_prev"] = [None] + trajectory["jaccard"].tolist()
+    frame = frame.drop(columns=[c for c in frame.columns if c == "key_freqs"])
+    return clean(frame.to_dict("records"))

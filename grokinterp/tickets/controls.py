@@ -1,0 +1,171 @@
+"""Controls of a grokking ticket (Minegishi et al., "Grokking Tickets", Sec. 5): the dense base
+run itself; a dense network whose initial weights are rescaled to the ticket's initial L1 or L2
+norm (:func:`norm_matched_dense`); masks from pruning-at-initialisation methods at the ticket's
+density (:func:`pruned_at_init`); and :func:`ticket_controls`, all of them side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import GrokinterpError
+from ..masks import check_mask, density
+from ..models import Model, named_weights
+from ..runs import as_run
+from ..runs.layout import CONTROLS_TABLE, sweep_point_name
+from ..tasks import Task
+from ..training import TrainResult
+from .nets import Include
+from .pruners import PRUNERS, prune
+from .select import Scope, check_prune_ratio
+from .ticket import (
+    TicketRun,
+    grokking_ticket,
+    point_dir,
+    retrain,
+    rewind,
+    run_task,
+    ticket_epoch_of,
+    ticket_table,
+    train_config_of,
+)
+
+__all__ = ["norm_matched_dense", "norm_matched_init", "pruned_at_init", "ticket_controls"]
+
+Norm = Literal["l1", "l2"]
+
+
+def norm_matched_init(run, mask: Mapping[str, Tensor], norm: Norm = "l2") -> tuple[Model, float]:
+    """The run's dense epoch-0 weights rescaled to the ticket's initial norm.
+
+    One global norm: the tensors named in ``mask`` are concatenated into one vector ``w``; the
+    ticket's initial vector is ``w ⊙ m``. Every one of those tensors is multiplied by the same
+    ``c = ‖w ⊙ m‖ / ‖w‖`` (L1: sums of absolute values, L2: Euclidean norms), so the dense model's
+    norm over them equals the ticket's; per-layer norms are not matched and tensors outside the
+    mask (biases, ...) are left as they are. Returns ``(model, c)``.
+    """
+    if norm not in ("l1", "l2"):
+        raise GrokinterpError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    model = rewind(run)
+    mask = check_mask(model, mask)
+    params = named_weights(model)
+    order = 1 if norm == "l1" else 2
+    dense = sum(params[n].detach().double().abs().pow(order).sum() for n in mask)
+    ticket = sum((params[n].detach().double() * mask[n]).abs().pow(order).sum() for n in mask)
+    if float(dense) == 0.0:
+        raise GrokinterpError("the masked tensors are all zero at epoch 0; there is no norm to match")
+    c = float((ticket / dense) ** (1.0 / order))
+    with torch.no_grad():
+        for n in mask:
+            params[n].mul_(c)
+    return model, c
+
+
+def norm_matched_dense(
+    run,
+    mask: Mapping[str, Tensor],
+    norm: Norm = "l2",
+    out_dir: str | Path | None = None,
+    *,
+    task: Task | None = None,
+    train_config=None,
+    reuse: bool = False,
+    **overrides,
+) -> TicketRun:
+    """Train the dense network from :func:`norm_matched_init` (initial weights scaled to the ticket's
+    initial L1 or L2 norm, one global factor; see there) with the base run's settings. The run
+    directory's parent records ``kind="norm_matched_dense"``, ``norm``, ``scale`` and the mask's
+    density. The mask is only used to compute the norm: the network trains dense.
+    """
+    run = as_run(run)
+    model, c = norm_matched_init(run, mask, norm)
+    cfg = train_config_of(run, train_config, overrides)
+    task = run_task(run, task)
+    d = density(check_mask(model, mask))
+    result = retrain(run, model, task, cfg, out_dir, None, reuse, kind="norm_matched_dense", norm=norm, scale=c, mask_density=d)
+    return TicketRun("norm_matched_dense", result, None, 1.0 - d, None, {"norm": norm, "scale": c, "method": f"norm_{norm}"})
+
+
+def pruned_at_init(
+    run,
+    method: str,
+    prune_ratio: float,
+    out_dir: str | Path | None = None,
+    *,
+    scope: Scope = "global",
+    include: Include = None,
+    task: Task | None = None,
+    train_config=None,
+    pruner_kwargs: Mapping | None = None,
+    reuse: bool = False,
+    **overrides,
+) -> TicketRun:
+    """Baseline: prune the run's epoch-0 weights with ``method`` (``magnitude``, ``random``,
+    ``snip``, ``grasp``, ``synflow``) at ``prune_ratio`` (use the ticket's), then train with the
+    mask. SNIP and GraSP use the task's train split (full batch). ``pruner_kwargs`` go to the
+    pruner (``seed``, ``rounds``, ``temperature``)."""
+    run = as_run(run)
+    prune_ratio = check_prune_ratio(prune_ratio)
+    if method not in PRUNERS:
+        raise GrokinterpError(f"unknown pruning method {method!r}; expected one of {sorted(PRUNERS)}")
+    task = run_task(run, task)
+    cfg = train_config_of(run, train_config, overrides)
+    model = rewind(run)
+    mask = prune(method, model, prune_ratio, task, scope, include, **dict(pruner_kwargs or {}))
+    result = retrain(run, model, task, cfg, out_dir, mask, reuse, kind="pruned_at_init", method=method,
+                     prune_ratio=prune_ratio, scope=scope)
+    return TicketRun("pruned_at_init", result, mask, prune_ratio, None, {"method": method, "scope": scope})
+
+
+def _base_row(run) -> dict:
+    result = TrainResult(None, run.history, run.path)
+    return TicketRun("base", result, None, 0.0, None, {"method": "dense"}).row()
+
+
+def ticket_controls(
+    base_run,
+    ticket_epoch: int | None = None,
+    prune_ratio: float = 0.6,
+    out_dir: str | Path | None = None,
+    *,
+    methods: Sequence[str] = ("random", "snip", "grasp", "synflow"),
+    norms: Sequence[Norm] = ("l1", "l2"),
+    scope: Scope = "global",
+    seed: int = 0,
+    train_config=None,
+    **overrides,
+):
+    """The ticket next to its controls, one row each: the dense base run (from its history), the
+    ticket, the norm-matched dense runs (``norms``) and the pruning-at-init baselines (``methods``)
+    at the ticket's prune ratio. ``seed`` seeds the random baseline. With ``out_dir``: one
+    sub-directory per row and ``controls.csv``. Columns as :meth:`TicketRun.row`.
+    """
+    run = as_run(base_run)
+    k = check_prune_ratio(prune_ratio)
+    t = ticket_epoch_of(run, ticket_epoch)
+    rows = [_base_row(run)]
+    ticket = grokking_ticket(
+        run, t, k, point_dir(out_dir, sweep_point_name("controls_ticket", ticket_epoch=t, prune_ratio=k)),
+        scope=scope, train_config=train_config, reuse=True, **overrides,
+    )
+    rows.append(ticket.row())
+    for norm in norms:
+        ctrl = norm_matched_dense(
+            run, ticket.mask, norm, point_dir(out_dir, sweep_point_name("norm_matched", method=norm, ticket_epoch=t, prune_ratio=k)),
+            train_config=train_config, reuse=True, **overrides,
+        )
+        row = ctrl.row()
+        row["ticket_epoch"] = t
+        rows.append(row)
+    for method in methods:
+        kwargs = {"seed": seed} if method == "random" else {}
+        base = pruned_at_init(
+            run, method, k, point_dir(out_dir, sweep_point_name("pruned_at_init", method=method, prune_ratio=k)),
+            scope=scope, train_config=train_config, pruner_kwargs=kwargs, reuse=True, **overrides,
+        )
+        rows.append(base.row())
+    return ticket_table(rows, out_dir, CONTROLS_TABLE)

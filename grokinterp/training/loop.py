@@ -1,0 +1,323 @@
+"""The one training loop. It trains whatever a :class:`Learner` says is trained (a dense or masked
+network, edge-popup scores with or without the weights), on any task, full batch.
+
+Epoch convention: epoch ``e`` is the state after ``e`` full-batch steps; epoch 0 is the starting
+weights, evaluated and (with a run directory) saved before the first step. Evaluation happens every
+``eval_every`` epochs and at the last epoch; ``t_mem`` / ``t_gen`` are read off those rows.
+
+With a run directory the loop writes the run's record (``config.json``: its spec and schedule), one
+metrics row per evaluation and a checkpoint (weights, optimiser and learner state) every
+``checkpoint_every`` epochs. ``resume=True`` continues a killed run from its last checkpoint,
+bit-identically, after checking that the requested run has the stored run's spec
+(:func:`grokinterp.runs.check_same_spec`); a run that had already finished is returned as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Optional, Protocol, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..errors import GrokinterpError
+from ..masks import Mask, apply_mask_, check_mask, density, mask_digest, masked_weights
+from ..metrics import GrokkingTimes, evaluate, grokking_times, task_loss
+from ..models import Model, answer_logits, check_task, config_to_dict, model_config, named_weights
+from ..runs import (
+    RunWriter,
+    check_same_spec,
+    library_versions,
+    load_optimiser_state,
+    load_weights,
+    optimiser_state,
+    read_resume_state,
+)
+from ..tasks import Task
+from .config import Schedule, TrainConfig
+
+__all__ = ["Callback", "DenseLearner", "Learner", "TrainResult", "train"]
+
+Callback = Callable[[int, dict, Model], Optional[bool]]
+Optimisers = list[tuple[str, torch.optim.Optimizer, dict[str, Tensor]]]
+
+
+class Learner(Protocol):
+    """What the loop trains. ``kind`` names it in the run's spec; ``optimisers`` are
+    ``(state prefix, optimiser, its parameters by name)``; ``input_mask`` is the mask the run
+    trains with (saved with the run; ``None`` if there is none); ``weights(train)`` replaces model
+    parameters in the forward pass (``None``: the model's own), differentiably when ``train``;
+    ``record()`` adds the learner's sections to the run's record; ``state()`` is the extra state
+    saved at each checkpoint (tensors for the resume file, named tensor files per checkpoint) and
+    ``load_state`` restores it; ``begin`` / ``end`` bracket the training."""
+
+    kind: str
+    optimisers: Optimisers
+    input_mask: Optional[Mask]
+
+    def record(self) -> dict: ...
+    def begin(self, epoch: int) -> None: ...
+    def warm_up(self, epoch: int) -> None: ...
+    def weights(self, train: bool) -> Optional[Mapping[str, Tensor]]: ...
+    def eval_metrics(self) -> dict: ...
+    def state(self) -> tuple[dict[str, Tensor], dict[str, dict[str, Tensor]]]: ...
+    def load_state(self, writer: RunWriter, epoch: int, stored: Mapping[str, Tensor]) -> None: ...
+    def end(self, writer: Optional[RunWriter]) -> None: ...
+
+
+class DenseLearner:
+    """Plain training of the model's trainable parameters with AdamW, optionally through a mask
+    (pruned weights are zeroed once and the forward pass uses ``W * mask``: they never act and get
+    zero gradient)."""
+
+    kind = "dense"
+
+    def __init__(self, model: Model, config: TrainConfig, mask: Mask | None = None):
+        self.model, self.config, self.input_mask = model, config, mask
+        trainable = {n: p for n, p in named_weights(model).items() if p.requires_grad}
+        opt = torch.optim.AdamW(
+            list(trainable.values()), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, foreach=True
+        )
+        self.optimisers: Optimisers = [("", opt, trainable)]
+
+    def record(self) -> dict:
+        mask = self.input_mask
+        if mask is None:
+            return {}
+        return {"mask": {"density": density(mask), "file": "mask.safetensors", "sha256": mask_digest(mask)}}
+
+    def begin(self, epoch: int) -> None:
+        if epoch == 0 and self.input_mask is not None:
+            apply_mask_(self.model, self.input_mask)
+
+    def warm_up(self, epoch: int) -> None:
+        if self.config.warmup_epochs:
+            for group in self.optimisers[0][1].param_groups:
+                group["lr"] = self.config.lr * min(1.0, epoch / self.config.warmup_epochs)
+
+    def weights(self, train: bool) -> Optional[dict[str, Tensor]]:
+        return masked_weights(self.model, self.input_mask) if self.input_mask is not None else None
+
+    def eval_metrics(self) -> dict:
+        return {}
+
+    def state(self) -> tuple[dict[str, Tensor], dict[str, dict[str, Tensor]]]:
+        return {}, {}
+
+    def load_state(self, writer: RunWriter, epoch: int, stored: Mapping[str, Tensor]) -> None:
+        pass
+
+    def end(self, writer: Optional[RunWriter]) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    history: list[dict]
+    run_dir: Optional[Path]
+    times: GrokkingTimes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.times = grokking_times(self.history)
+
+    @property
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+
+def train(
+    model: Model,
+    task: Task,
+    config: Schedule | None = None,
+    out_dir: str | Path | None = None,
+    mask: Mapping[str, Tensor] | None = None,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    parent: Mapping | None = None,
+    parent_key: str | None = None,
+    learner: Learner | None = None,
+) -> TrainResult:
+    """Train ``model`` in place, full batch, on ``task``'s train split.
+
+    Args:
+        config: a :class:`TrainConfig` (for a custom ``learner``, its schedule).
+        mask: bool tensors named like the parameters, for the default :class:`DenseLearner`.
+        out_dir: run directory (config.json, metrics.jsonl, checkpoints/); ``None`` keeps
+            everything in memory.
+        resume: continue a killed run in ``out_dir`` from its last checkpoint (or start it, if
+            ``out_dir`` holds no run yet); with the same seeds the continuation is bit-identical
+            to an uninterrupted run. A masked run resumes with its own mask.
+        callbacks: ``f(epoch, metrics, model)`` after each evaluation; returning True stops.
+        parent / parent_key: recorded in config.json (derived runs name their source run and its
+            spec key here).
+        learner: what is trained (default: :class:`DenseLearner` of ``model`` with ``mask``).
+
+    Returns a :class:`TrainResult` with the history (one dict per evaluated epoch) and times.
+    """
+    config = config if config is not None else TrainConfig()
+    if not isinstance(config, TrainConfig if learner is None else Schedule):
+        raise GrokinterpError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_task(model, task)
+    if resume and out_dir is None:
+        raise GrokinterpError("resume=True needs the out_dir of the run to continue")
+    writer = RunWriter(out_dir) if out_dir is not None else None
+    resuming = writer is not None and resume and writer.holds_run()
+    if learner is None:
+        if mask is None and resuming:
+            mask = writer.read_mask()  # a masked run resumes with its own mask
+        learner = DenseLearner(model, config, check_mask(model, mask) if mask is not None else None)
+    record = _record(model, task, config, learner, parent, parent_key)
+    with _threads(config.threads):
+        return _loop(model, task, config, learner, record, writer, resuming, callbacks)
+
+
+def _loop(model, task, config, learner, record, writer, resuming, callbacks) -> TrainResult:
+    run_dir = writer.path if writer is not None else None
+    start, history = _open(writer, model, learner, record, resuming)
+    if resuming and (start >= config.epochs or _stops(config, history[-1] if history else None)):
+        learner.end(writer)
+        return TrainResult(model, history, run_dir)  # it had finished: nothing is rewritten
+    if resuming:
+        history = writer.truncate_metrics(start)
+        writer.write_config({**writer.read_config(), "train": record["train"], **_schedule_sections(record)})
+
+    def log(epoch: int) -> bool:
+        with torch.no_grad():
+            weights = learner.weights(train=False)
+            params = {**named_weights(model), **(weights or {})}
+            row = {"epoch": epoch, **evaluate(lambda x: answer_logits(model, x, weights), task, params)}
+        row.update(learner.eval_metrics())
+        history.append(row)
+        if writer is not None:
+            writer.append_metrics(row)
+        stop = _stops(config, row)
+        for cb in callbacks:
+            stop = bool(cb(epoch, row, model)) or stop
+        return stop
+
+    def save(epoch: int) -> None:
+        if writer is not None:
+            resume_state, extra = learner.state()
+            for prefix, opt, params in learner.optimisers:
+                resume_state.update(optimiser_state(opt, params, prefix))
+            writer.save_checkpoint(model, task, epoch, resume_state, extra)
+
+    learner.begin(start)
+    try:
+        stop = False
+        if start == 0:
+            stop = log(0)
+            save(0)
+        x, y = task.inputs("train"), task.labels("train")
+        bar = _progress_bar(config, start, learner.kind)
+        for epoch in range(start + 1, config.epochs + 1):
+            if stop:
+                break
+            _step(model, task, learner, epoch, x, y)
+            last = epoch == config.epochs
+            if epoch % config.eval_every == 0 or last:
+                stop = log(epoch)
+                if bar is not None:
+                    bar.set_postfix(train=f"{history[-1]['train_acc']:.3f}", test=f"{history[-1]['test_acc']:.3f}")
+            if epoch % config.checkpoint_every == 0 or last or stop:
+                save(epoch)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+    finally:
+        learner.end(writer)
+    return TrainResult(model, history, run_dir)
+
+
+def _step(model: Model, task: Task, learner: Learner, epoch: int, x: Tensor, y: Tensor) -> None:
+    """One full-batch step of every optimiser of the learner."""
+    learner.warm_up(epoch)
+    loss = task_loss(task, answer_logits(model, x, learner.weights(train=True)), y)
+    for _, opt, _ in learner.optimisers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for _, opt, _ in learner.optimisers:
+        opt.step()
+
+
+def _open(writer, model, learner, record, resuming) -> tuple[int, list[dict]]:
+    """Start a run (write its record) or, resuming, restore its last checkpoint without writing
+    anything; returns the epoch to continue from and the history up to it."""
+    if writer is None:
+        return 0, []
+    if not resuming:
+        writer.create(record, learner.input_mask)
+        return 0, []
+    return _restore(writer, model, learner, record)
+
+
+def _stops(config: Schedule, row: Mapping | None) -> bool:
+    return row is not None and config.stop_at_test_acc is not None and row["test_acc"] > config.stop_at_test_acc
+
+
+def _record(model, task, config, learner, parent, parent_key) -> dict:
+    cfg = model_config(model)
+    record = {
+        "learner": learner.kind,
+        "task": task.to_dict(),
+        "model": config_to_dict(cfg),
+        "train": config.to_dict(),
+        "seeds": {"split": task.seed, "init": cfg.seed},
+        "mask": None,
+        "parent": dict(parent) if parent else None,
+        "parent_key": parent_key,
+        "epoch_convention": "epoch e = after e full-batch steps; epoch 0 = initial weights",
+        "versions": library_versions(),
+    }
+    extra = learner.record()
+    record["seeds"].update(extra.pop("seeds", {}))
+    record.update(extra)
+    return record
+
+
+def _schedule_sections(record: Mapping) -> dict:
+    """The record sections a resume may rewrite (they hold schedule fields)."""
+    return {k: record[k] for k in ("edge_popup",) if k in record}
+
+
+def _restore(writer: RunWriter, model, learner, record) -> tuple[int, list[dict]]:
+    """Check the stored run is the requested one, then load its last checkpoint: weights,
+    optimiser and learner state; returns the epoch and the metrics up to it (nothing is written)."""
+    check_same_spec(writer.path, writer.read_config(), record)
+    epoch, weights, stored = read_resume_state(writer.path)
+    load_weights(model, weights, f"{writer.path} epoch {epoch}")
+    for prefix, opt, params in learner.optimisers:
+        load_optimiser_state(opt, params, stored, prefix)
+    learner.load_state(writer, epoch, stored)
+    return epoch, [r for r in writer.read_metrics() if r["epoch"] <= epoch]
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    # Tiny weights after memorisation otherwise slow every CPU step ~2x. This is a process-wide
+    # setting that torch cannot read back, so it is left on.
+    torch.set_flush_denormal(True)
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads:
+            torch.set_num_threads(old)
+
+
+def _progress_bar(config: Schedule, start: int, kind: str):
+    if not config.progress or not sys.stderr.isatty():
+        return None
+    desc = "train" if kind == "dense" else kind.replace("_", "-")
+    return tqdm(total=config.epochs, initial=start, desc=desc, unit="ep", leave=False)

@@ -14,3 +14,13 @@ class CheckpointError(GrokinterpError):
 
 class MaskError(GrokinterpError):
     """A mask whose names or shapes do not match the model's parameters."""
+
+
+class StorageError(GrokinterpError):
+    """A file or folder that cannot be written or read by the operating system (disk full, read-only,
+    a file where a folder is expected, no permission). The message names the path and the cause."""
+
+
+class RunLockedError(GrokinterpError):
+    """A run folder that another writer holds. The message names the holder (process id, host, since
+    when)."""

@@ -116,6 +116,11 @@ def load_mask(path: str | Path) -> Mask:
     tensors, meta = read_safetensors(path)
     if meta.get("grokinterp_kind") != "mask":
         raise CheckpointError(f"{path} is not a grokinterp mask file (metadata kind {meta.get('grokinterp_kind')!r})")
+    for name, t in tensors.items():
+        if t.dtype not in (torch.uint8, torch.bool) or (t.numel() and int(t.to(torch.uint8).max()) > 1):
+            raise CheckpointError(f"{path}: mask entry {name!r} is not 0/1 (dtype {t.dtype}); expected a saved mask")
+    if not tensors:
+        raise CheckpointError(f"{path}: holds no mask entries")
     return {name: t.bool() for name, t in tensors.items()}
 
 

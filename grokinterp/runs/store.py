@@ -11,22 +11,29 @@ named ``{optimiser}/{parameter}.{key}``) and any extra state of the learner.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import math
+import os
 import platform
+import shutil
+import socket
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError, GrokinterpError
+from ..errors import CheckpointError, GrokinterpError, RunLockedError, StorageError
 from ..masks import Mask, load_mask, save_mask
 from ..models import Model, config_to_dict, model_config, named_weights
-from ..safeio import atomic_write_text, read_json, read_safetensors, write_safetensors
+from ..safeio import atomic_write_text, make_dirs, read_json, read_safetensors, remove_stale_temp_files, write_safetensors
 from ..tasks import Task
 from .layout import RunPaths
-from .spec import spec_key
+from .spec import check_key, spec_key
 
 __all__ = [
     "RunWriter",
@@ -87,24 +94,60 @@ def optimiser_state(opt: torch.optim.Optimizer, params: Mapping[str, Tensor], pr
 
 
 def load_optimiser_state(
-    opt: torch.optim.Optimizer, params: Mapping[str, Tensor], stored: Mapping[str, Tensor], prefix: str = ""
+    opt: torch.optim.Optimizer, params: Mapping[str, Tensor], stored: Mapping[str, Tensor], prefix: str = "",
+    *, steps: int | None = None, source: str | Path = "resume state",
 ) -> None:
-    """Inverse of :func:`optimiser_state`: put the stored entries back as ``opt``'s state."""
+    """Inverse of :func:`optimiser_state`: put the stored entries back as ``opt``'s state.
+
+    With ``steps`` (the number of optimiser steps the state should hold), the state is checked
+    first: after ``steps > 0`` steps every parameter needs the same complete set of entries, the
+    per-weight ones of its shape, all finite, and a step count of ``steps``; after 0 steps there is
+    none. A state that does not fit raises :class:`CheckpointError` naming the entry."""
+    states = {}
     for name, p in params.items():
-        state = {
+        states[name] = {
             k.rsplit(".", 1)[1]: v
             for k, v in stored.items()
             if k.startswith(prefix) and k[len(prefix):].rsplit(".", 1)[0] == name
         }
-        if state:
-            opt.state[p] = state
+    if steps is not None:
+        _check_optimiser_state(states, params, steps, f"{source} ({prefix or 'optimiser'})")
+    for name, p in params.items():
+        if states[name]:
+            opt.state[p] = states[name]
+
+
+def _check_optimiser_state(states: Mapping[str, Mapping[str, Tensor]], params: Mapping[str, Tensor], steps: int, where: str) -> None:
+    keys = {frozenset(s) for s in states.values()}
+    if steps == 0:
+        if any(keys - {frozenset()}):
+            raise CheckpointError(f"{where}: holds optimiser state at epoch 0, before any step")
+        return
+    if len(keys) != 1 or not next(iter(keys)):
+        missing = sorted(n for n, s in states.items() if not s)
+        raise CheckpointError(f"{where}: the optimiser state is incomplete (no state for {missing or 'some entries'})")
+    for name, state in states.items():
+        for key, value in state.items():
+            if value.numel() > 1 and tuple(value.shape) != tuple(params[name].shape):
+                raise CheckpointError(
+                    f"{where}: {name}.{key} has shape {tuple(value.shape)}, the parameter has {tuple(params[name].shape)}"
+                )
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"{where}: {name}.{key} holds non-finite values")
+        if "step" in state and not math.isclose(float(state["step"]), steps):
+            raise CheckpointError(f"{where}: {name}.step is {float(state['step']):g}, expected {steps} (the checkpoint's epoch)")
 
 
 def read_metrics(path: Path) -> list[dict]:
     """Rows of a metrics.jsonl; a torn final line (crash mid-write) is dropped, any other bad line raises."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: not UTF-8 text ({e}); expected one JSON object per line") from None
+    except OSError as e:
+        raise StorageError(f"{path}: cannot read the file ({e.strerror or e})") from None
     rows = []
     for i, line in enumerate(lines):
         if not line.strip():
@@ -124,20 +167,59 @@ def read_resume_state(root: Path) -> tuple[int, dict[str, Tensor], dict[str, Ten
     if not paths.resume.exists():
         raise CheckpointError(f"{root}: no {paths.resume.name}, so the run cannot be resumed")
     state, meta = read_safetensors(paths.resume)
-    epoch = int(meta["epoch"])
+    try:
+        epoch = int(meta["epoch"])
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{paths.resume}: its metadata lacks an integer 'epoch'") from None
     weights, _ = read_safetensors(paths.checkpoint(epoch))
     return epoch, weights, state
 
 
 class RunWriter:
-    """Writes one run folder (the training loop's only way to touch disk)."""
+    """Writes one run folder: the training loop's only way to touch disk.
+
+    A writer holds the folder's lock (:meth:`locked`) while it writes: an exclusive ``flock`` on the
+    folder itself, which the operating system releases when the process ends, however it ends; the
+    ``.lock`` file beside the run says who holds it. A second writer gets :class:`RunLockedError`.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.paths = RunPaths(self.path)
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator["RunWriter"]:
+        """Hold the run folder's lock (creating the folder), clean the temporary files a killed
+        write left, and release the lock at the end."""
+        if self.path.exists() and not self.path.is_dir():
+            raise StorageError(f"{self.path}: is a file; expected a run folder (or nothing) there")
+        make_dirs(self.path)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.paths.lock.read_text(encoding="utf-8", errors="replace").strip() if self.paths.lock.exists() else "another process"
+            raise RunLockedError(
+                f"{self.path} is being written by {holder}; wait for that run to end or stop it (its lock goes with it), "
+                "or choose another folder"
+            ) from None
+        try:
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+            atomic_write_text(self.paths.lock, json.dumps(info))
+            remove_stale_temp_files(self.path)
+            yield self
+        finally:
+            with contextlib.suppress(OSError):
+                self.paths.lock.unlink()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
     def holds_run(self) -> bool:
         return self.paths.config.exists()
+
+    def has_resume_state(self) -> bool:
+        return self.paths.resume.exists()
 
     def create(self, record: Mapping, mask: Mapping[str, Tensor] | None) -> None:
         if self.holds_run() or self.paths.checkpoint_epochs():
@@ -145,16 +227,30 @@ class RunWriter:
                 f"{self.path} already holds a run; pass resume=True (on the command line: --resume) to continue "
                 "it or choose a new out_dir"
             )
-        self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.paths.checkpoints)
         if mask is not None:
             save_mask(mask, self.paths.mask)
-        self.paths.metrics.write_text("")
+        atomic_write_text(self.paths.metrics, "")
+        self.write_config(record)
+
+    def restart(self, record: Mapping) -> None:
+        """A run killed before its first resumable state: drop what it wrote and record it anew
+        (its spec was checked; the mask file, if any, is the same mask)."""
+        for epoch in self.paths.checkpoint_epochs():
+            self.paths.checkpoint(epoch).unlink()
+        for folder in (p for p in self.path.iterdir() if p.is_dir() and p != self.paths.checkpoints):
+            shutil.rmtree(folder)
+        make_dirs(self.paths.checkpoints)
+        atomic_write_text(self.paths.metrics, "")
         self.write_config(record)
 
     def read_config(self) -> dict:
+        """The stored record, checked against its own key (an edited config.json is refused)."""
         if not self.holds_run():
             raise CheckpointError(f"{self.path}: no {self.paths.config.name}, so there is no run to resume")
-        return read_json(self.paths.config)
+        record = read_json(self.paths.config)
+        check_key(self.paths.config, record)
+        return record
 
     def write_config(self, record: Mapping) -> None:
         """The record, with its spec key, written atomically."""
@@ -167,9 +263,12 @@ class RunWriter:
         save_mask(mask, self.paths.mask, info)
 
     def append_metrics(self, row: Mapping) -> None:
-        with open(self.paths.metrics, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+        try:
+            with open(self.paths.metrics, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+        except OSError as e:
+            raise StorageError(f"{self.paths.metrics}: cannot append the metrics row ({e.strerror or e})") from None
 
     def read_metrics(self) -> list[dict]:
         return read_metrics(self.paths.metrics)

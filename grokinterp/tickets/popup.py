@@ -218,8 +218,10 @@ class EdgePopupLearner:
             for n, s in self.scores.items():
                 if n not in saved or saved[n].shape != s.shape:
                     raise CheckpointError(f"{writer.path}: scores at epoch {epoch} lack a {tuple(s.shape)} tensor {n!r}")
+                if not bool(torch.isfinite(saved[n]).all()):
+                    raise CheckpointError(f"{writer.path}: scores of {n!r} at epoch {epoch} hold non-finite values")
                 s.copy_(saved[n])
-        missing = [n for n in self.scores if f"prev_mask/{n}" not in stored]
+        missing = [n for n, sc in self.scores.items() if stored.get(f"prev_mask/{n}", torch.empty(0)).shape != sc.shape]
         if missing:
             raise CheckpointError(f"{writer.paths.resume}: lacks the last evaluated mask of {missing}")
         self.prev_mask = {n: stored[f"prev_mask/{n}"].bool() for n in self.scores}
@@ -234,12 +236,12 @@ class EdgePopupLearner:
             return
         final = self.final_mask()
         stored = writer.read_mask()
-        if stored is not None and stored.keys() == final.keys() and all(torch.equal(stored[n], final[n]) for n in final):
-            return  # a finished run read back: its mask is already written
-        writer.write_mask(final, {"kind": "edge_popup", "prune_ratio": self.prune_ratio})
+        if stored is None or stored.keys() != final.keys() or any(not torch.equal(stored[n], final[n]) for n in final):
+            writer.write_mask(final, {"kind": "edge_popup", "prune_ratio": self.prune_ratio})
         record = writer.read_config()
-        record["mask"]["density"] = density(final)
-        writer.write_config(record)
+        if record["mask"]["density"] != density(final):  # each step is done once, however often end() runs
+            record["mask"]["density"] = density(final)
+            writer.write_config(record)
 
 
 def _init_scores(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig) -> dict[str, nn.Parameter]:

@@ -15,16 +15,20 @@ bit-identically, after checking that the requested run has the stored run's spec
 from __future__ import annotations
 
 import contextlib
-import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
 
-from ..errors import GrokinterpError
+with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto falls back to the text bar: quietly
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
+
+from ..errors import CheckpointError, GrokinterpError
 from ..masks import Mask, apply_mask_, check_mask, density, mask_digest, masked_weights
 from ..metrics import GrokkingTimes, evaluate, grokking_times, task_loss
 from ..models import Model, answer_logits, check_task, config_to_dict, model_config, named_weights
@@ -169,23 +173,23 @@ def train(
     if resume and out_dir is None:
         raise GrokinterpError("resume=True needs the out_dir of the run to continue")
     writer = RunWriter(out_dir) if out_dir is not None else None
-    resuming = writer is not None and resume and writer.holds_run()
-    if learner is None:
-        if mask is None and resuming:
-            mask = writer.read_mask()  # a masked run resumes with its own mask
-        learner = DenseLearner(model, config, check_mask(model, mask) if mask is not None else None)
-    record = _record(model, task, config, learner, parent, parent_key)
-    with _threads(config.threads):
+    with _threads(config.threads), (writer.locked() if writer is not None else contextlib.nullcontext()):
+        resuming = writer is not None and resume and writer.holds_run()
+        if learner is None:
+            if mask is None and resuming:
+                mask = writer.read_mask()  # a masked run resumes with its own mask
+            learner = DenseLearner(model, config, check_mask(model, mask) if mask is not None else None)
+        record = _record(model, task, config, learner, parent, parent_key)
         return _loop(model, task, config, learner, record, writer, resuming, callbacks)
 
 
 def _loop(model, task, config, learner, record, writer, resuming, callbacks) -> TrainResult:
     run_dir = writer.path if writer is not None else None
-    start, history = _open(writer, model, learner, record, resuming)
-    if resuming and (start >= config.epochs or _stops(config, history[-1] if history else None)):
+    start, history, restored = _open(writer, model, learner, record, resuming)
+    if restored and (start >= config.epochs or _stops(config, history[-1] if history else None)):
         learner.end(writer)
         return TrainResult(model, history, run_dir)  # it had finished: nothing is rewritten
-    if resuming:
+    if restored:
         history = writer.truncate_metrics(start)
         writer.write_config({**writer.read_config(), "train": record["train"], **_schedule_sections(record)})
 
@@ -213,7 +217,7 @@ def _loop(model, task, config, learner, record, writer, resuming, callbacks) -> 
     learner.begin(start)
     try:
         stop = False
-        if start == 0:
+        if not restored:
             stop = log(0)
             save(0)
         x, y = task.inputs("train"), task.labels("train")
@@ -249,15 +253,22 @@ def _step(model: Model, task: Task, learner: Learner, epoch: int, x: Tensor, y: 
         opt.step()
 
 
-def _open(writer, model, learner, record, resuming) -> tuple[int, list[dict]]:
-    """Start a run (write its record) or, resuming, restore its last checkpoint without writing
-    anything; returns the epoch to continue from and the history up to it."""
+def _open(writer, model, learner, record, resuming) -> tuple[int, list[dict], bool]:
+    """Start a run (write its record), or continue the one in the folder: restore its last
+    checkpoint without writing anything, or, if it was killed before its first checkpoint, start it
+    over in place. Returns the epoch to continue from, the history up to it and whether a
+    checkpoint was restored."""
     if writer is None:
-        return 0, []
+        return 0, [], False
     if not resuming:
         writer.create(record, learner.input_mask)
-        return 0, []
-    return _restore(writer, model, learner, record)
+        return 0, [], False
+    check_same_spec(writer.path, writer.read_config(), record)
+    if not writer.has_resume_state():
+        writer.restart(record)
+        return 0, [], False
+    epoch, history = _restore(writer, model, learner)
+    return epoch, history, True
 
 
 def _stops(config: Schedule, row: Mapping | None) -> bool:
@@ -289,35 +300,43 @@ def _schedule_sections(record: Mapping) -> dict:
     return {k: record[k] for k in ("edge_popup",) if k in record}
 
 
-def _restore(writer: RunWriter, model, learner, record) -> tuple[int, list[dict]]:
-    """Check the stored run is the requested one, then load its last checkpoint: weights,
-    optimiser and learner state; returns the epoch and the metrics up to it (nothing is written)."""
-    check_same_spec(writer.path, writer.read_config(), record)
+def _restore(writer: RunWriter, model, learner) -> tuple[int, list[dict]]:
+    """Load the last checkpoint: weights, optimiser and learner state, each checked against the run
+    (names, shapes, step counts, finite values); returns the epoch and the metrics up to it."""
     epoch, weights, stored = read_resume_state(writer.path)
     load_weights(model, weights, f"{writer.path} epoch {epoch}")
     for prefix, opt, params in learner.optimisers:
-        load_optimiser_state(opt, params, stored, prefix)
+        load_optimiser_state(opt, params, stored, prefix, steps=epoch, source=writer.paths.resume)
     learner.load_state(writer, epoch, stored)
-    return epoch, [r for r in writer.read_metrics() if r["epoch"] <= epoch]
+    history = [r for r in writer.read_metrics() if r["epoch"] <= epoch]
+    if not history or history[0]["epoch"] != 0:
+        raise CheckpointError(f"{writer.paths.metrics}: lacks the epoch-0 row of a run checkpointed at epoch {epoch}")
+    return epoch, history
 
 
 @contextlib.contextmanager
 def _threads(threads: int | None) -> Iterator[None]:
-    # Tiny weights after memorisation otherwise slow every CPU step ~2x. This is a process-wide
-    # setting that torch cannot read back, so it is left on.
+    """Training's process settings, restored after: ``threads`` intra-op threads; torch's
+    deterministic algorithms (same seeds give bit-identical runs at any thread count); denormals
+    flushed — tiny weights after memorisation otherwise slow every CPU step ~2x, and as torch cannot
+    read this setting back it is left on."""
     torch.set_flush_denormal(True)
-    old = torch.get_num_threads()
+    old, was_deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     if threads:
         torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
     try:
         yield
     finally:
+        torch.use_deterministic_algorithms(was_deterministic)
         if threads:
             torch.set_num_threads(old)
 
 
 def _progress_bar(config: Schedule, start: int, kind: str):
-    if not config.progress or not sys.stderr.isatty():
+    """A progress bar over the epochs (a widget in Jupyter with ``grokinterp[notebook]``, a text bar
+    elsewhere, in a terminal or not) that stays with its final line; ``None`` with ``progress=False``."""
+    if not config.progress:
         return None
     desc = "train" if kind == "dense" else kind.replace("_", "-")
-    return tqdm(total=config.epochs, initial=start, desc=desc, unit="ep", leave=False)
+    return tqdm(total=config.epochs, initial=start, desc=desc, unit="ep", leave=True, dynamic_ncols=True)

@@ -9,7 +9,7 @@ from typing import Mapping, Optional
 
 from ..errors import GrokinterpError
 
-__all__ = ["Schedule", "TrainConfig", "check_betas", "check_rate"]
+__all__ = ["Schedule", "TrainConfig", "check_betas", "check_count", "check_rate"]
 
 
 def check_rate(name: str, value, *, positive: bool) -> None:
@@ -19,10 +19,16 @@ def check_rate(name: str, value, *, positive: bool) -> None:
         raise GrokinterpError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
 
 
+def check_count(name: str, value, *, minimum: int = 0) -> None:
+    """A whole number (not a bool, not a float) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GrokinterpError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+
+
 def check_betas(name: str, betas) -> tuple[float, float]:
     """AdamW's ``(beta1, beta2)``: two numbers in [0, 1)."""
     try:
-        ok = len(betas) == 2 and all(0 <= b < 1 for b in betas)
+        ok = len(betas) == 2 and all(not isinstance(b, bool) and 0 <= b < 1 for b in betas)
     except TypeError:
         ok = False
     if not ok:
@@ -49,12 +55,16 @@ class Schedule:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise GrokinterpError(f"epochs must be a non-negative integer, got {self.epochs!r}")
-        for name in ("eval_every", "checkpoint_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise GrokinterpError(f"{name} must be a positive integer, got {v!r}")
+        check_count("epochs", self.epochs)
+        check_count("eval_every", self.eval_every, minimum=1)
+        check_count("checkpoint_every", self.checkpoint_every, minimum=1)
+        if self.threads is not None:
+            check_count("threads", self.threads, minimum=1)
+        stop = self.stop_at_test_acc
+        if stop is not None and (isinstance(stop, bool) or not isinstance(stop, (int, float)) or not 0 <= stop <= 1):
+            raise GrokinterpError(f"stop_at_test_acc must be None or an accuracy in [0, 1], got {stop!r}")
+        if not isinstance(self.progress, bool):
+            raise GrokinterpError(f"progress must be True or False, got {self.progress!r}")
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -80,5 +90,4 @@ class TrainConfig(Schedule):
         check_rate("lr", self.lr, positive=True)
         check_rate("weight_decay", self.weight_decay, positive=False)
         object.__setattr__(self, "betas", check_betas("betas", self.betas))
-        if self.warmup_epochs < 0:
-            raise GrokinterpError(f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
+        check_count("warmup_epochs", self.warmup_epochs)

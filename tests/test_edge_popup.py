@@ -196,3 +196,19 @@ def test_edge_popup_resume_refuses_other_settings_and_continues_a_longer_schedul
     # resume=True on an empty out_dir starts the run
     fresh = edge_popup(model, 0.5, tmp_path / "new", resume=True, **settings)
     assert fresh.history == straight.history[:3]
+
+
+def test_kaiming_uniform_scores_are_uniform_in_one_over_root_fan_in(tiny):
+    model, task = tiny
+    from grokinterp.tickets.popup import EdgePopupLearner
+
+    cfg = EdgePopupConfig(score_init="kaiming_uniform", seed=3)
+    learner = EdgePopupLearner(model, 0.5, ["W_in", "W_U"], cfg)
+    uniform = EdgePopupLearner(model, 0.5, ["W_in", "W_U"], EdgePopupConfig(seed=3))
+    for name, s in learner.scores.items():
+        s = s.detach()
+        bound = 1 / s.shape[1] ** 0.5
+        assert float(s.abs().max()) <= bound and float(s.abs().max()) > 0.9 * bound
+        torch.testing.assert_close(s * s.shape[1] ** 0.5, uniform.scores[name].detach())  # the same draws, scaled
+    with pytest.raises(gi.GrokinterpError, match="score_init"):
+        EdgePopupConfig(score_init="normal")

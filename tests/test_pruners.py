@@ -15,6 +15,7 @@ from grokinterp.tickets import (
     prune,
     random_mask,
     snip_scores,
+    synflow_batch_mask,
     synflow_mask,
     synflow_scores,
 )
@@ -236,3 +237,36 @@ def test_synflow_one_round_is_exact_and_bad_rounds_raise(fast_mlp):
     assert sum(int(m.sum()) for m in coarse.values()) == n_keep(sum(m.numel() for m in coarse.values()), 0.5)
     with pytest.raises(gi.GrokinterpError, match="rounds"):
         synflow_mask(fast_mlp, 0.5, rounds=0)
+
+
+def test_synflow_on_the_training_batch_is_the_closed_form_and_one_round_by_default():
+    net, x, y, W1, W2 = _tiny()
+    A1, A2 = W1.abs(), W2.abs()
+    # R = Σ_b 1ᵀ |W2| relu(|W1| x_b): with D_b the ReLU gate of |W1| x_b,
+    # ∂R/∂|W1|_ij = Σ_b (Σ_k |W2|_ki) D_bi x_bj, ∂R/∂|W2|_ki = Σ_b relu(|W1| x_b)_i
+    pre = x @ A1.T
+    D = (pre > 0).double()
+    expected1 = (A1 * ((A2.sum(0)[None, :] * D).T @ x)).abs()
+    expected2 = (A2 * (pre * D).sum(0)[None, :]).abs()
+    scores = synflow_scores(net, data=(x, y))
+    torch.testing.assert_close(scores["l1.weight"], expected1)
+    torch.testing.assert_close(scores["l2.weight"], expected2)
+    mask = synflow_batch_mask(net, 0.5, (x, y))
+    expected = gi.tickets.mask_from_scores(scores, 0.5, "global")
+    assert mask.keys() == expected.keys() and all(torch.equal(mask[n], expected[n]) for n in mask)
+    with pytest.raises(gi.GrokinterpError, match="needs data"):
+        prune("synflow_batch", net, 0.5)
+    assert synflow_batch_mask is gi.tickets.PRUNERS["synflow_batch"]
+
+
+def test_pruning_at_init_can_score_the_final_checkpoint_and_then_rewind(tmp_path, fast_task):
+    cfg = gi.TrainConfig(epochs=40, lr=1e-2, eval_every=10, checkpoint_every=20, progress=False)
+    gi.train(gi.HookedMLP(gi.MLPConfig(p=23, d_embed=32, d_hidden=16)), fast_task, cfg, tmp_path / "base")
+    run = gi.load_run(tmp_path / "base")
+    final = gi.tickets.pruned_at_init(run, "magnitude", 0.6, score_at="final", epochs=1)
+    assert all(torch.equal(final.mask[n], m) for n, m in gi.tickets.ticket_mask(run, None, 0.6).items())
+    at_init = gi.tickets.pruned_at_init(run, "magnitude", 0.6, tmp_path / "pai", epochs=1)
+    assert any(not torch.equal(at_init.mask[n], m) for n, m in final.mask.items())
+    assert gi.load_run(tmp_path / "pai").config["parent"]["method"] == "magnitude"
+    with pytest.raises(gi.GrokinterpError, match="score_at"):
+        gi.tickets.pruned_at_init(run, "magnitude", 0.6, score_at="end")

@@ -24,6 +24,7 @@ from .pruners import (
     random_mask,
     snip_mask,
     snip_scores,
+    synflow_batch_mask,
     synflow_mask,
     synflow_scores,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "save_mask",
     "snip_mask",
     "snip_scores",
+    "synflow_batch_mask",
     "synflow_mask",
     "synflow_scores",
     "ticket_controls",

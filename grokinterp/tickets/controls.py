@@ -37,6 +37,7 @@ from .ticket import (
 __all__ = ["norm_matched_dense", "norm_matched_init", "pruned_at_init", "ticket_controls"]
 
 Norm = Literal["l1", "l2"]
+ScoreAt = Literal["init", "final"]
 
 
 def norm_matched_init(run, mask: Mapping[str, Tensor], norm: Norm = "l2") -> tuple[Model, float]:
@@ -101,24 +102,35 @@ def pruned_at_init(
     task: Task | None = None,
     train_config=None,
     pruner_kwargs: Mapping | None = None,
+    score_at: ScoreAt = "init",
     reuse: bool = False,
     **overrides,
 ) -> TicketRun:
-    """Baseline: prune the run's epoch-0 weights with ``method`` (``magnitude``, ``random``,
-    ``snip``, ``grasp``, ``synflow``) at ``prune_ratio`` (use the ticket's), then train with the
-    mask. SNIP and GraSP use the task's train split (full batch). ``pruner_kwargs`` go to the
-    pruner (``seed``, ``rounds``, ``temperature``)."""
+    """Baseline: prune with ``method`` (``magnitude``, ``random``, ``snip``, ``grasp``, ``synflow``,
+    ``synflow_batch``) at ``prune_ratio`` (use the ticket's), rewind to the run's epoch-0 weights
+    and train with the mask. SNIP, GraSP and ``synflow_batch`` use the task's train split (full
+    batch). ``pruner_kwargs`` go to the pruner (``seed``, ``rounds``, ``temperature``).
+
+    ``score_at``: ``"init"`` scores the epoch-0 weights (pruning at initialisation, as the tickets
+    paper's text describes it); ``"final"`` scores the run's last checkpoint and then rewinds, as
+    the paper's code does (its masks then come out close to the ticket's; ``random`` ignores it).
+    The parent record names the choice."""
     run = as_run(run)
     prune_ratio = check_prune_ratio(prune_ratio)
     if method not in PRUNERS:
         raise GrokinterpError(f"unknown pruning method {method!r}; expected one of {sorted(PRUNERS)}")
+    if score_at not in ("init", "final"):
+        raise GrokinterpError(f"score_at must be 'init' (the epoch-0 weights) or 'final' (the last checkpoint), got {score_at!r}")
     task = run_task(run, task)
     cfg = train_config_of(run, train_config, overrides)
     model = rewind(run)
-    mask = prune(method, model, prune_ratio, task, scope, include, **dict(pruner_kwargs or {}))
-    result = retrain(run, model, task, cfg, out_dir, mask, reuse, kind="pruned_at_init", method=method,
-                     prune_ratio=prune_ratio, scope=scope)
-    return TicketRun("pruned_at_init", result, mask, prune_ratio, None, {"method": method, "scope": scope})
+    kwargs = dict(pruner_kwargs or {})
+    if score_at == "final" and method != "random":
+        kwargs["weights"] = run.weights_at()
+    mask = prune(method, model, prune_ratio, task, scope, include, **kwargs)
+    info = {"method": method, "prune_ratio": prune_ratio, "scope": scope, **({"score_at": score_at} if score_at != "init" else {})}
+    result = retrain(run, model, task, cfg, out_dir, mask, reuse, kind="pruned_at_init", **info)
+    return TicketRun("pruned_at_init", result, mask, prune_ratio, None, {"method": method, "scope": scope, "score_at": score_at})
 
 
 def _base_row(run) -> dict:

@@ -11,9 +11,12 @@ Modes: ``weights="frozen"`` — only the scores learn (the weights stay bit-iden
 checkpoint); ``weights="joint"`` — the weights learn too, with their own AdamW and weight decay.
 Scores and weights have separate optimiser settings (both AdamW, full batch).
 
-Score init: ``"uniform"`` — i.i.d. ``U(-1, 1)`` from ``seed`` (a random starting subnetwork, as in
-the original method); ``"magnitude"`` — ``|W| / max |W|`` per tensor, so the starting subnetwork is
-the per-layer magnitude mask of the starting weights.
+Score init: ``"uniform"`` — i.i.d. ``U(-1, 1)`` from ``seed`` (a random starting subnetwork);
+``"kaiming_uniform"`` — i.i.d. ``U(-b, b)`` with ``b = 1 / sqrt(n)``, ``n`` the size of the stored
+tensor's second axis (what ``kaiming_uniform_(a = sqrt(5))`` gives, the init of the original
+method's code and of the tickets paper's runs); ``"magnitude"`` — ``|W| / max |W|`` per tensor, so
+the starting subnetwork is the per-layer magnitude mask of the starting weights. The scale of the
+scores sets how far one AdamW step moves them relative to their spread.
 
 Run directory (as training writes it): ``config.json`` (``train`` holds the trainer-compatible
 fields, ``edge_popup`` the full settings, ``parent`` the source run, epoch, prune ratio and mode),
@@ -33,6 +36,7 @@ numbers as an uninterrupted run. Only the schedule (``epochs``, ``eval_every``,
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Mapping, Optional
@@ -56,6 +60,7 @@ __all__ = ["EdgePopupConfig", "EdgePopupLearner", "EdgePopupResult", "edge_popup
 
 SCORES = "scores"  # the per-checkpoint state folder of an edge-popup run
 MAX_SEED = 2**63 - 1
+SCORE_INITS = ("uniform", "kaiming_uniform", "magnitude")
 
 
 @dataclass(frozen=True)
@@ -76,14 +81,14 @@ class EdgePopupConfig(Schedule):
     weight_lr: float = 1e-3
     weight_decay: float = 1.0
     weight_betas: tuple[float, float] = (0.9, 0.98)
-    score_init: Literal["uniform", "magnitude"] = "uniform"
+    score_init: Literal["uniform", "kaiming_uniform", "magnitude"] = "uniform"
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.weights not in ("frozen", "joint"):
             raise GrokinterpError(f"weights must be 'frozen' (only scores learn) or 'joint', got {self.weights!r}")
-        if self.score_init not in ("uniform", "magnitude"):
-            raise GrokinterpError(f"score_init must be 'uniform' or 'magnitude', got {self.score_init!r}")
+        if self.score_init not in SCORE_INITS:
+            raise GrokinterpError(f"score_init must be one of {list(SCORE_INITS)}, got {self.score_init!r}")
         super().__post_init__()
         for name in ("score_lr", "weight_lr"):
             check_rate(name, getattr(self, name), positive=True)
@@ -253,8 +258,10 @@ def _init_scores(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig) -> 
     out = {}
     for n in names:
         w = weights[n].detach()
-        if cfg.score_init == "uniform":
+        if cfg.score_init in ("uniform", "kaiming_uniform"):
             s = torch.rand(w.shape, generator=g, dtype=w.dtype) * 2 - 1
+            if cfg.score_init == "kaiming_uniform":
+                s = s / math.sqrt(w.shape[1] if w.ndim > 1 else w.shape[0])
         else:
             s = w.abs() / w.abs().max().clamp_min(torch.finfo(w.dtype).tiny)
         out[n] = nn.Parameter(s)

@@ -42,6 +42,7 @@ __all__ = [
     "random_mask",
     "snip_mask",
     "snip_scores",
+    "synflow_batch_mask",
     "synflow_mask",
     "synflow_scores",
 ]
@@ -207,6 +208,7 @@ def synflow_scores(
     include: Include = None,
     weights: Mapping[str, Tensor] | None = None,
     input_shape: Sequence[int] | None = None,
+    data: Data | None = None,
 ) -> dict[str, Tensor]:
     """One round of SynFlow scores (Tanaka et al. 2020, "Pruning neural networks without any data
     by iteratively conserving synaptic flow").
@@ -214,8 +216,10 @@ def synflow_scores(
     Every tensor is replaced by its absolute value (times ``mask`` where given), the network is run
     on one all-ones input (token models: every embedding row replaced by the column sum, see
     :mod:`grokinterp.tickets.nets`), ``R = Σ outputs``, and the score is ``|θ ⊙ ∂R/∂θ|``. Data-free.
-    ``input_shape`` (generic modules only) is the shape of one input without the batch axis;
-    inferred from the first ``nn.Linear`` when omitted.
+    With ``data`` the network is run on its inputs instead (the training batch) and ``R`` sums the
+    outputs over the batch: the variant the tickets paper's code uses. ``input_shape`` (generic
+    modules only) is the shape of one input without the batch axis; inferred from the first
+    ``nn.Linear`` when omitted.
     """
     net = as_net(model_or_module, weights, input_shape)
     if net.ones_logits is None:
@@ -230,7 +234,7 @@ def synflow_scores(
     for n in names:
         w[n] = w[n].clone().requires_grad_(True)
         leaves.append(w[n])
-    R = net.ones_logits(w).sum()
+    R = (net.ones_logits(w) if data is None else flat_logits(net, w, _batch(data)[0])).sum()
     grads = torch.autograd.grad(R, leaves, allow_unused=True)
     return {n: (_zero_if_none(g, w[n]) * w[n]).detach().abs() for n, g in zip(names, grads)}
 
@@ -265,6 +269,34 @@ def synflow_mask(
     return mask
 
 
+def synflow_batch_mask(
+    model_or_module,
+    prune_ratio: float,
+    data: Data,
+    scope: Scope = "global",
+    include: Include = None,
+    *,
+    rounds: int = 1,
+    weights: Mapping[str, Tensor] | None = None,
+) -> Mask:
+    """SynFlow as the tickets paper's code runs it: the scores of :func:`synflow_scores` with the
+    training batch (``data``) as input instead of the all-ones input, one round by default. Same
+    schedule as :func:`synflow_mask` when ``rounds > 1``."""
+    prune_ratio = check_prune_ratio(prune_ratio)
+    check_scope(scope)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise GrokinterpError(f"rounds must be a positive integer, got {rounds!r}")
+    density = 1.0 - prune_ratio
+    mask: Mask | None = None
+    for r in range(rounds):
+        ratio = prune_ratio if r == rounds - 1 else min(1.0 - density ** ((r + 1) / rounds), prune_ratio)
+        scores = synflow_scores(model_or_module, mask=mask, include=include, weights=weights, data=data)
+        if mask is not None:
+            scores = {n: s.masked_fill(~mask[n], float("-inf")) for n, s in scores.items()}
+        mask = mask_from_scores(scores, ratio, scope)
+    return mask
+
+
 def _zero_if_none(g: Tensor | None, like: Tensor) -> Tensor:
     return torch.zeros_like(like) if g is None else g
 
@@ -277,8 +309,10 @@ PRUNERS: dict[str, Callable[..., Mask]] = {
     "random": random_mask,
     "snip": snip_mask,
     "grasp": grasp_mask,
-    "synflow": synflow_mask,
+    "synflow": synflow_mask,  # the SynFlow paper's: all-ones input, 100 rounds
+    "synflow_batch": synflow_batch_mask,  # the tickets paper's code: the training batch, one round
 }
+DATA_PRUNERS = ("snip", "grasp", "synflow_batch")
 
 
 def prune(
@@ -290,12 +324,12 @@ def prune(
     include: Include = None,
     **kwargs,
 ) -> Mask:
-    """Dispatch by name: ``method`` in ``PRUNERS``. ``data`` is needed by ``snip`` and ``grasp`` and
-    ignored by the others; ``kwargs`` go to the pruner (``seed`` for random, ``rounds`` for SynFlow,
+    """Dispatch by name: ``method`` in ``PRUNERS``. ``data`` is needed by ``snip``, ``grasp`` and
+    ``synflow_batch`` and ignored by the others; ``kwargs`` go to the pruner (``seed`` for random, ``rounds`` for SynFlow,
     ``temperature`` for GraSP, ``weights`` for all but random)."""
     if method not in PRUNERS:
         raise GrokinterpError(f"unknown pruning method {method!r}; expected one of {sorted(PRUNERS)}")
-    if method in ("snip", "grasp"):
+    if method in DATA_PRUNERS:
         if data is None:
             raise GrokinterpError(f"{method} needs data (a task or (inputs, labels))")
         return PRUNERS[method](model, prune_ratio, data, scope, include, **kwargs)

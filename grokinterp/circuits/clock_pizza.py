@@ -1,0 +1,158 @@
+"""Clock or pizza: the algorithm diagnostics of Zhong et al. 2023 ("The clock and the pizza: two
+stories in mechanistic explanation of neural networks"), for modular addition.
+
+A network that adds mod p with key frequencies ``w_k = 2πk/p`` can run the *clock*: its logits go
+as ``cos(w(a + b - c))`` (Nanda et al. 2023), or the *pizza*: it adds the embeddings ``E_a + E_b``
+first, so its logits depend on ``|cos(w(a - b)/2)|`` and on ``a + b``. The diagnostics here tell
+the two apart from a model's logits, gradients and embeddings; every one needs the full ``p x p``
+grid of an addition task.
+
+* **Distance irrelevance** ``q``: the correct-answer logit ``L(a, b) = logit_{(a+b) mod p}(a, b)``
+  arranged by ``s = a + b`` and ``d = a - b`` (mod p); ``q = mean_d std_s L / std L`` (population
+  standard deviations). The clock's correct logit does not depend on the distance ``d`` (``q ≈ 1``);
+  the pizza's does (``q`` small). The clock-vs-pizza authors' sweep table stored this statistic of
+  the largest *wrong* logit by a slip in their script; this is the correct-logit one of their paper.
+* **Circularity**: the embedding rows ``W_E[x]`` (centred over tokens) in their first principal
+  components; for each component, the share of its power over tokens in its strongest frequency
+  (a p-vector ``v``: ``max_k P_k(v) / Σ_k P_k(v)`` with ``P_k`` the power in cos k and sin k);
+  averaged over the components. An embedding that lies on circles of single frequencies scores 1.
+* **Logit fraction of variance explained** by each template at each key frequency ``w``: the clock
+  ``T_clock = cos(w(a + b - c))`` and the pizza
+  ``T_pizza = 2 |cos(w(a - b)/2)| (|cos(w(a + b - c)/2)| - |sin(w(a + b - c)/2)|)``. Logits and
+  template are centred over ``c`` for each pair (softmax does not see a shift); the FVE is
+  ``<L, T>² / (‖L‖² ‖T‖²)``, the share of the logits' variance the best multiple of the template
+  explains.
+* **Gradient symmetricity** (:func:`gradient_symmetricity`): the cosine between the gradients of a
+  logit with respect to the embedding vectors of ``a`` and of ``b``; the pizza, which reads
+  ``E_a + E_b``, gives 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from jaxtyping import Float
+from torch import Tensor
+
+from ..errors import GrokinterpError
+from ..fourier.basis import fft1d, frequency_power, get_basis
+from ..models.weights import ModelLike, ModelWeights, as_weights, grid_activations
+from ..tasks import require_modular
+
+__all__ = [
+    "TemplateFit",
+    "circularity",
+    "distance_irrelevance",
+    "pizza_template",
+    "clock_template",
+    "template_fve",
+]
+
+
+def _full_grid_task(w: ModelWeights, task, what: str):
+    if task is None:
+        return None
+    task = require_modular(task, what)
+    if task.p != w.p:
+        raise GrokinterpError(f"the model is built for p={w.p} but the task has p={task.p}")
+    if task.op != "add" or task.pairs != "all":
+        raise GrokinterpError(
+            f"{what} is defined for addition over the full grid of p² pairs; this task is {task.op} over pairs "
+            f"{task.pairs!r}"
+        )
+    return task
+
+
+Source = ModelLike | Float[Tensor, "p p c"]
+
+
+def _grid_logits(source: Source, task, what: str) -> Float[Tensor, "p p c"]:
+    """Grid logits ``[a, b, c]`` of a model (its task checked), or given as such a tensor."""
+    if isinstance(source, Tensor):
+        if source.ndim != 3 or not source.shape[0] == source.shape[1] == source.shape[2]:
+            raise GrokinterpError(f"grid logits must have shape (p, p, p) indexed [a, b, c], got {tuple(source.shape)}")
+        return source.double()
+    w = as_weights(source)
+    _full_grid_task(w, task, what)
+    return rearrange(grid_activations(w).logits.double(), "(a b) c -> a b c", a=w.p)
+
+
+def distance_irrelevance(source: Source, task=None) -> float:
+    """``q = mean_d std_s L(s, d) / std L`` of the correct-answer logit (see the module docstring),
+    of a model or of its grid logits ``[a, b, c]``."""
+    L = _grid_logits(source, task, "distance irrelevance")
+    p = L.shape[0]
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    correct = L[a, b, (a + b) % p]  # (a, b)
+    by_sd = torch.empty(p, p, dtype=torch.float64)  # [d, s]
+    by_sd[(a - b) % p, (a + b) % p] = correct
+    total = correct.std(unbiased=False)
+    if float(total) == 0.0:
+        raise GrokinterpError("the correct-answer logit is constant over the grid: distance irrelevance is 0/0")
+    return float(by_sd.std(dim=1, unbiased=False).mean() / total)
+
+
+def circularity(model: ModelLike, n_components: int = 4) -> float:
+    """Mean over the first ``n_components`` principal components of the centred embedding of the
+    share of each component's power over tokens in its strongest frequency (1 for circles)."""
+    w = as_weights(model)
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+        raise GrokinterpError(f"n_components must be a whole number >= 1, got {n_components!r}")
+    E = w.W_E.double()
+    E = E - E.mean(0, keepdim=True)
+    _, _, V = torch.linalg.svd(E, full_matrices=False)
+    k = min(n_components, V.shape[0])
+    components = (E @ V[:k].T).T  # (k, p): each row a component over tokens
+    B = get_basis(w.p, "additive")
+    power = frequency_power(fft1d(components, B), B)[:, 1:]  # (k, f), the constant left out
+    shares = power.max(1).values / power.sum(1).clamp_min(torch.finfo(torch.float64).tiny)
+    return float(shares.mean())
+
+
+def clock_template(p: int, freq: int) -> Float[Tensor, "p p c"]:
+    """``cos(w(a + b - c))`` with ``w = 2π freq / p``, indexed ``[a, b, c]``."""
+    a, b, c = _axes(p)
+    return torch.cos(2 * math.pi * freq / p * (a + b - c))
+
+
+def pizza_template(p: int, freq: int) -> Float[Tensor, "p p c"]:
+    """``2 |cos(w(a - b)/2)| (|cos(w(a + b - c)/2)| - |sin(w(a + b - c)/2)|)``, indexed ``[a, b, c]``."""
+    a, b, c = _axes(p)
+    w = 2 * math.pi * freq / p
+    return 2 * torch.cos(w * (a - b) / 2).abs() * (torch.cos(w * (a + b - c) / 2).abs() - torch.sin(w * (a + b - c) / 2).abs())
+
+
+def _axes(p: int) -> tuple[Tensor, Tensor, Tensor]:
+    x = torch.arange(p, dtype=torch.float64)
+    return x[:, None, None], x[None, :, None], x[None, None, :]
+
+
+@dataclass(frozen=True)
+class TemplateFit:
+    """Per key frequency, the FVE of the logits by the clock and by the pizza template."""
+
+    freqs: list[int]
+    clock: list[float]
+    pizza: list[float]
+
+
+def _fve(L: Tensor, T: Tensor) -> float:
+    L = L - L.mean(-1, keepdim=True)
+    T = T - T.mean(-1, keepdim=True)
+    denom = float(L.square().sum() * T.square().sum())
+    return float((L * T).sum() ** 2) / denom if denom > 0 else float("nan")
+
+
+def template_fve(source: Source, freqs: list[int], task=None) -> TemplateFit:
+    """FVE of the grid logits (of a model, or given ``[a, b, c]``) by ``clock_template`` and
+    ``pizza_template`` at each frequency."""
+    L = _grid_logits(source, task, "the clock / pizza template fit")
+    p = L.shape[0]
+    freqs = [int(k) for k in freqs]
+    bad = [k for k in freqs if not 1 <= k <= (p - 1) // 2]
+    if bad:
+        raise GrokinterpError(f"frequencies {bad} are not in 1 .. {(p - 1) // 2} for p={p}")
+    return TemplateFit(freqs, [_fve(L, clock_template(p, k)) for k in freqs], [_fve(L, pizza_template(p, k)) for k in freqs])

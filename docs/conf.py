@@ -35,10 +35,13 @@ extensions = [
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "notebooks/runs", "notebooks/README.md"]
 html_theme = "pydata_sphinx_theme"
 html_title = "grokinterp"
-html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2, "show_nav_level": 2}
+# top-level pages without sub-pages have nothing for the section navigation: no empty left column
+html_sidebars = {"index": [], "getting-started": [], "concepts": [], "reliability": []}
 html_static_path = ["_static"]
 # plotly.min.js is written into _static at the end of the build (see setup)
 html_js_files = ["plotly.min.js", "fit-figures.js"]
+html_css_files = ["wrap-code.css"]
 
 # --- notebooks: executed at build time in quick mode ------------------------------------------
 os.environ.setdefault("GROKINTERP_QUICK", "1")
@@ -58,7 +61,9 @@ myst_enable_extensions = ["colon_fence"]
 
 # --- API reference -------------------------------------------------------------------------------
 autosummary_generate = False
-autodoc_typehints = "none"
+# types in the signatures, and in the headings of dataclass fields (``source: str``)
+autodoc_typehints = "signature"
+autodoc_typehints_format = "short"
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "undoc-members": False}
 napoleon_google_docstring = True

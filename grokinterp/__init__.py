@@ -24,7 +24,7 @@ from .fourier import (
 )
 from .metrics import GrokkingTimes, grokking_times
 from .models import HookedMLP, MLPConfig, ModelWeights, TransformerConfig, as_weights, make_transformer
-from .report import Report, analyze
+from .report import Comparison, Report, analyze, analyze_runs
 from .runs import Run, load_checkpoint, load_run, save_checkpoint
 from .tasks import ModularArithmetic, Task
 from .tickets import (
@@ -45,6 +45,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "Comparison",
     "FourierBasis",
     "GrokinterpError",
     "GrokkingTimes",
@@ -60,6 +61,7 @@ __all__ = [
     "TrainResult",
     "TransformerConfig",
     "analyze",
+    "analyze_runs",
     "as_weights",
     "attention_summary",
     "circuits",

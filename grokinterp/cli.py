@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .checks import MAX_SEED
 from .errors import GrokinterpError
 from .models import HookedMLP, MLPConfig, make_transformer
 from .report import analyze
@@ -34,7 +35,6 @@ from .tickets import (
 )
 from .training import TrainConfig, train
 
-MAX_SEED = 2**63 - 1
 DEMO_ENTRIES = {"base", "ticket", "base_report.json", "ticket_report.json", "report.html"}
 
 
@@ -132,7 +132,8 @@ def _is_demo(path: Path) -> bool:
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model on modular arithmetic into a run directory")
     p.add_argument("--model", choices=["mlp", "transformer"], default="mlp", help="the tickets MLP or a transformer")
-    p.add_argument("--preset", default=None, choices=["nanda", "tickets"], help="transformer preset (default: nanda)")
+    p.add_argument("--preset", default=None, choices=["nanda", "tickets", "pizza", "clock"],
+                   help="transformer preset (default: nanda)")
     p.add_argument("--p", type=modulus, default=None, help="modulus (default: 67 for the MLP, the preset's p)")
     p.add_argument("--op", default="add", choices=sorted(OPS), help="the operation mod p")
     p.add_argument("--pairs", default=None, choices=["all", "a>b", "a>=b"],

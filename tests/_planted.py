@@ -129,8 +129,8 @@ def hooked_logits_and_post(model, inputs):
     hooked forward (TransformerLens's ``run_with_cache``): an independent reference for the
     hook-free forward of :class:`grokinterp.models.ModelWeights`."""
     if isinstance(model, gi.HookedMLP):
-        logits, cache = model.run_with_cache(inputs, names_filter="hook_post")
-        return logits, cache["hook_post"]
+        logits, cache = model.run_with_cache(inputs, names_filter="blocks.0.mlp.hook_post")
+        return logits, cache["post", 0]
     name = f"blocks.{model.grokinterp_config.n_layers - 1}.mlp.hook_post"
     logits, cache = model.run_with_cache(gi.models.to_tokens(model, inputs), names_filter=name)
     return logits[:, -1], cache[name][:, -1]

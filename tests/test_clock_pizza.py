@@ -1,6 +1,8 @@
 """Clock-vs-pizza diagnostics on planted embeddings and logits."""
 
+import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,8 +10,10 @@ import torch
 import grokinterp as gi
 from grokinterp.circuits.clock_pizza import (
     circularity,
+    clock_or_pizza,
     clock_template,
     distance_irrelevance,
+    gradient_symmetricity,
     pizza_template,
     template_fve,
 )
@@ -56,3 +60,35 @@ def test_distance_irrelevance_is_zero_when_the_correct_logit_follows_the_distanc
     assert distance_irrelevance(L) == pytest.approx(1.0, abs=1e-9)
     with pytest.raises(gi.GrokinterpError, match="full grid"):
         distance_irrelevance(_mlp_with_embedding(torch.randn(P, 4)), gi.ModularArithmetic(P, pairs="a>b"))
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pizza"
+
+
+def test_an_mlp_reads_e_a_plus_e_b_so_its_gradients_are_symmetric():
+    model = gi.HookedMLP(gi.MLPConfig(P, d_embed=16, d_hidden=8, seed=2))
+    assert gradient_symmetricity(model, n_samples=200) == pytest.approx(1.0, abs=1e-6)
+    tr = gi.make_transformer(gi.TransformerConfig(p=P, n_heads=2, d_model=16, d_head=8, d_mlp=32, eq_token=False))
+    assert gradient_symmetricity(tr, all_triples=True) < 0.99  # causal attention at b's position: a and b differ
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="the clock-vs-pizza fixtures live in ../shared/fixtures/pizza")
+def test_the_papers_model_a_is_a_pizza_and_model_b_a_clock():
+    verdicts = {}
+    for run_id in ("p99zdpze5l", "l8k1hzciux"):
+        model, info = gi.load_checkpoint(FIXTURES / f"model_{run_id}.pt")
+        result = clock_or_pizza(model, gi.key_frequencies(model, info["task"]), info["task"])
+        verdicts[run_id] = result
+    a, b = verdicts["p99zdpze5l"], verdicts["l8k1hzciux"]
+    assert a.verdict == "pizza" and b.verdict == "clock"
+    assert a.gradient_symmetricity >= 0.98 and b.gradient_symmetricity < 0.5
+    assert a.distance_irrelevance < 0.3 and b.distance_irrelevance > 0.8
+    assert a.circularity > 0.99 and b.circularity > 0.99
+
+
+def test_presets_build_the_papers_models():
+    pizza, clock = gi.make_transformer("pizza"), gi.make_transformer("clock")
+    assert pizza.grokinterp_config.attn_rate == 0.0 and clock.grokinterp_config.attn_rate == 1.0
+    fixture = gi.load_checkpoint(FIXTURES / "model_p99zdpze5l.pt")[0].grokinterp_config if FIXTURES.is_dir() else None
+    if fixture is not None:
+        assert dataclasses.replace(fixture, seed=0) == pizza.grokinterp_config

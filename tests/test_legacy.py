@@ -158,3 +158,78 @@ def test_corrupt_legacy_file(tmp_path):
     torch.save(sd, f)
     with pytest.raises(gi.CheckpointError, match="broken.pth"):
         gi.load_checkpoint(f)
+
+
+def _multi_layer_hooked_state(g, n_layers):
+    r = lambda *s: torch.randn(*s, generator=g) * 0.3  # noqa: E731
+    sd = {"embed.W_E": r(P + 1, D), "pos_embed.W_pos": r(3, D), "unembed.W_U": r(D, P + 1), "unembed.b_U": torch.zeros(P + 1)}
+    for i in range(n_layers):
+        b = f"blocks.{i}."
+        sd.update({b + "attn.W_Q": r(H, D, DH), b + "attn.W_K": r(H, D, DH), b + "attn.W_V": r(H, D, DH), b + "attn.W_O": r(H, DH, D),
+                   b + "attn.b_Q": r(H, DH), b + "attn.b_K": r(H, DH), b + "attn.b_V": r(H, DH), b + "attn.b_O": r(D),
+                   b + "mlp.W_in": r(D, M), b + "mlp.b_in": r(M), b + "mlp.W_out": r(M, D), b + "mlp.b_out": r(D)})
+    return sd
+
+
+def _multi_layer_hooked_forward(sd, tokens, n_layers, act):
+    x = sd["embed.W_E"][tokens] + sd["pos_embed.W_pos"][: tokens.shape[1]]
+    for i in range(n_layers):
+        a = f"blocks.{i}.attn."
+        q = einsum(x, sd[a + "W_Q"], "b p m, h m d -> b p h d") + sd[a + "b_Q"]
+        k = einsum(x, sd[a + "W_K"], "b p m, h m d -> b p h d") + sd[a + "b_K"]
+        v = einsum(x, sd[a + "W_V"], "b p m, h m d -> b p h d") + sd[a + "b_V"]
+        pattern = _causal_softmax(einsum(q, k, "b q h d, b k h d -> b h q k") / math.sqrt(DH))
+        z = einsum(pattern, v, "b h q k, b k h d -> b q h d")
+        x = x + einsum(z, sd[a + "W_O"], "b q h d, h d m -> b q m") + sd[a + "b_O"]
+        m = f"blocks.{i}.mlp."
+        x = x + act(x @ sd[m + "W_in"] + sd[m + "b_in"]) @ sd[m + "W_out"] + sd[m + "b_out"]
+    return (x @ sd["unembed.W_U"])[:, -1, :P]
+
+
+@pytest.mark.parametrize("n_layers,act_fn", [(2, "relu"), (3, "gelu")])
+def test_multi_layer_and_gelu_demo_files(tmp_path, n_layers, act_fn):
+    sd = _multi_layer_hooked_state(torch.Generator().manual_seed(n_layers), n_layers)
+    f = tmp_path / "demo.pth"
+    torch.save({"model": sd, "config": {"act_fn": act_fn, "n_layers": n_layers, "d_model": D, "normalization_type": None}}, f)
+    model, info = gi.load_checkpoint(f)
+    assert model.grokinterp_config.n_layers == n_layers and model.grokinterp_config.act == act_fn
+    pairs = gi.ModularArithmetic(P).grid_inputs
+    tokens = torch.cat([pairs, torch.full((len(pairs), 1), P)], dim=1)
+    act = torch.relu if act_fn == "relu" else torch.nn.functional.gelu
+    expected = _multi_layer_hooked_forward(sd, tokens, n_layers, act)
+    torch.testing.assert_close(answer_logits(model, pairs), expected, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens)[:, -1], expected, atol=1e-5, rtol=1e-5)
+    assert info["notes"]  # the = column of W_U was dropped, and that is said
+    torch.save({"model": sd, "config": {"act_fn": act_fn, "n_layers": n_layers + 1}}, f)
+    with pytest.raises(gi.CheckpointError, match=f"n_layers={n_layers + 1}.*weights have {n_layers}"):
+        gi.load_checkpoint(f)
+
+
+def test_progress_measures_gelu_two_layers(tmp_path):
+    g = torch.Generator().manual_seed(9)
+    r = lambda *s: torch.randn(*s, generator=g) * 0.3  # noqa: E731
+    sd = {"embed.W_E": r(D, P + 1), "pos_embed.W_pos": r(3, D), "unembed.W_U": r(D, P + 1)}
+    for i in range(2):
+        b = f"blocks.{i}."
+        sd.update({b + "attn.W_K": r(H, DH, D), b + "attn.W_Q": r(H, DH, D), b + "attn.W_V": r(H, DH, D), b + "attn.W_O": r(D, H * DH),
+                   b + "attn.mask": torch.ones(3, 3).tril(), b + "mlp.W_in": r(M, D), b + "mlp.b_in": r(M),
+                   b + "mlp.W_out": r(D, M), b + "mlp.b_out": r(D)})
+    f = tmp_path / "gelu.pth"
+    torch.save({"model": sd, "config": {"p": P, "act_type": "GeLU", "num_layers": 2, "seed": 3, "frac_train": 0.5}}, f)
+    model, info = gi.load_checkpoint(f)
+    pairs = gi.ModularArithmetic(P).grid_inputs
+    tokens = torch.cat([pairs, torch.full((len(pairs), 1), P)], dim=1)
+    x = rearrange(sd["embed.W_E"][:, tokens], "d b p -> b p d") + sd["pos_embed.W_pos"]
+    for i in range(2):
+        a = f"blocks.{i}."
+        k = einsum(sd[a + "attn.W_K"], x, "i h d, b p d -> b i p h")
+        q = einsum(sd[a + "attn.W_Q"], x, "i h d, b p d -> b i p h")
+        v = einsum(sd[a + "attn.W_V"], x, "i h d, b p d -> b i p h")
+        attn = _causal_softmax(einsum(q, k, "b i q h, b i p h -> b i q p") / math.sqrt(DH))
+        z = rearrange(einsum(v, attn, "b i p h, b i q p -> b i q h"), "b i q h -> b q (i h)")
+        x = x + einsum(sd[a + "attn.W_O"], z, "d f, b q f -> b q d")
+        post = torch.nn.functional.gelu(einsum(sd[a + "mlp.W_in"], x, "m d, b p d -> b p m") + sd[a + "mlp.b_in"])
+        x = x + einsum(sd[a + "mlp.W_out"], post, "d m, b p m -> b p d") + sd[a + "mlp.b_out"]
+    torch.testing.assert_close(answer_logits(model, pairs), (x @ sd["unembed.W_U"])[:, -1, :P], atol=1e-5, rtol=1e-5)
+    assert info["task"].split == "python_shuffle" and info["task"].seed == 3 and not info["task_assumed"]

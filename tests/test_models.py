@@ -22,10 +22,12 @@ def test_mlp_hooks_cache_and_intervene():
     m = gi.HookedMLP(gi.MLPConfig(11, d_embed=16, d_hidden=8))
     x = torch.tensor([[1, 2], [3, 4]])
     logits, cache = m.run_with_cache(x)
-    assert set(cache.keys()) >= {"hook_embed", "hook_pre", "hook_post", "hook_out", "hook_logits"}
-    torch.testing.assert_close(cache["hook_post"], torch.relu(cache["hook_pre"]))
-    torch.testing.assert_close(cache["hook_logits"], logits)
-    ablated = m.run_with_hooks(x, fwd_hooks=[("hook_post", lambda t, hook: torch.zeros_like(t))])
+    assert set(cache.keys()) >= {"hook_embed", "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post",
+                                 "blocks.0.hook_mlp_out", "unembed.hook_out"}
+    torch.testing.assert_close(cache["post", 0], torch.relu(cache["pre", 0]))
+    torch.testing.assert_close(cache["embed"], torch.stack([m.W_E[x[:, 0]], m.W_E[x[:, 1]]], dim=1).detach())
+    torch.testing.assert_close(cache["unembed.hook_out"], logits)
+    ablated = m.run_with_hooks(x, fwd_hooks=[("blocks.0.mlp.hook_post", lambda t, hook: torch.zeros_like(t))])
     assert torch.count_nonzero(ablated) == 0
 
 
@@ -97,3 +99,89 @@ def test_mlp_fast_path_equals_hooked_forward(act):
     mask = {"W_in": torch.rand(64, 16, generator=torch.Generator().manual_seed(0)) < 0.5}
     masked = {"W_in": m.W_in * mask["W_in"]}
     torch.testing.assert_close(answer_logits(m, x, masked), m(x, masked), atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- architecture options of the field
+def _rated_forward(model, x):
+    """The forward written from the configs' definitions: rated attention r·softmax + (1 - r), causal
+    or not, for every layer; read-out at the last position."""
+    cfg = model.grokinterp_config
+    w = named_weights(model)
+    tokens = to_tokens(model, x)
+    h = w["embed.weight"][tokens] + w["pos_embed.weight"][: tokens.shape[1]]
+    seq = tokens.shape[1]
+    act = torch.relu if cfg.act == "relu" else torch.nn.functional.gelu
+    for i in range(cfg.n_layers):
+        b = f"blocks.{i}."
+        lin = lambda n, t: torch.nn.functional.linear(t, w[b + n + ".weight"], w[b + n + ".bias"])  # noqa: E731
+        q, k, v = (lin(f"attn.{n}", h).unflatten(-1, (cfg.n_heads, cfg.d_head)).transpose(1, 2) for n in "qkv")
+        scores = q @ k.transpose(-1, -2) / math.sqrt(cfg.d_head)
+        allowed = torch.ones(seq, seq).tril() if cfg.attention_dir == "causal" else torch.ones(seq, seq)
+        soft = scores.masked_fill(allowed == 0, float("-inf")).softmax(-1)
+        A = (soft * cfg.attn_rate + (1 - cfg.attn_rate)) * allowed
+        h = h + lin("attn.o", (A @ v).transpose(1, 2).flatten(-2))
+        h = h + lin("mlp.out", act(lin("mlp.in", h)))
+    return torch.nn.functional.linear(h, w["unembed.weight"])[:, -1]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(attn_rate=0.0, attention_dir="bidirectional", eq_token=False),
+        dict(attn_rate=0.4, n_layers=2),
+        dict(attn_rate=0.7, attention_dir="bidirectional", n_layers=3, act="gelu", diff_vocab=True),
+        dict(diff_vocab=True, eq_token=True, n_layers=4, pos_embed=False),
+        dict(attention_dir="bidirectional", n_layers=2, freeze_biases=False, attn_biases=False),
+    ],
+)
+def test_transformer_options_forward(options):
+    m = gi.make_transformer(gi.TransformerConfig(p=11, n_heads=2, d_model=16, d_head=8, d_mlp=24, seed=2, **options))
+    with torch.no_grad():  # give the biases values so that they count
+        for name, p in named_weights(m).items():
+            if name.endswith(".bias") and p.requires_grad:
+                p.normal_(0, 0.3)
+    x = gi.ModularArithmetic(11).grid_inputs
+    expected = _rated_forward(m, x)
+    torch.testing.assert_close(answer_logits(m, x), expected, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(m(to_tokens(m, x))[:, -1], expected, atol=1e-5, rtol=1e-5)
+        _, cache = m.run_with_cache(to_tokens(m, x))
+        ablated = m.run_with_hooks(to_tokens(m, x), fwd_hooks=[("blocks.0.attn.hook_pattern", lambda t, hook: t * 0)])
+    pattern = cache["pattern", 0]
+    if m.grokinterp_config.attn_rate < 1:  # the cached pattern is the rated one
+        assert float(pattern[:, :, -1].sum(-1).max()) > 1.0 + 1e-3
+    if m.grokinterp_config.attention_dir == "causal":
+        assert torch.count_nonzero(pattern.triu(1)) == 0
+    assert not torch.allclose(ablated[:, -1], expected)  # a user's hook still acts, after the rate
+    torch.testing.assert_close(as_weights(m).forward(x).pattern[:, 0], pattern[:, :, -1], atol=1e-6, rtol=1e-5)
+    c = m.grokinterp_config
+    assert m.W_E.shape[0] == c.d_vocab == 11 * (2 if c.diff_vocab else 1) + (1 if c.eq_token else 0)
+    if not c.attn_biases:
+        assert all(not p.requires_grad for n, p in named_weights(m).items() if ".attn." in n and n.endswith(".bias"))
+
+
+def test_transformer_config_dicts_old_and_new():
+    old = {"kind": "transformer", "p": 113, "n_layers": 1, "n_heads": 4, "d_model": 128, "d_head": 32, "d_mlp": 512,
+           "act": "relu", "eq_token": True, "pos_embed": True, "freeze_biases": True, "init_scale": 1.0, "seed": 0}
+    cfg = gi.models.config_from_dict(old)
+    assert cfg == gi.models.PRESETS["nanda"]
+    assert gi.models.config_to_dict(cfg) == old  # defaults of the later options are not written
+    rated = gi.TransformerConfig(p=59, attn_rate=0.0, attention_dir="bidirectional", diff_vocab=True, eq_token=False)
+    d = gi.models.config_to_dict(rated)
+    assert d["attn_rate"] == 0.0 and d["attention_dir"] == "bidirectional" and d["diff_vocab"] is True
+    assert gi.models.config_from_dict(d) == rated
+    for bad, match in [(dict(attn_rate=1.5), "attn_rate"), (dict(attention_dir="casual"), "attention_dir"),
+                       (dict(diff_vocab=1), "diff_vocab")]:
+        with pytest.raises(gi.GrokinterpError, match=match):
+            gi.TransformerConfig(**bad)
+
+
+def test_a_rate_zero_bidirectional_transformer_trains():
+    task = gi.ModularArithmetic(11, frac_train=0.5)
+    m = gi.make_transformer(gi.TransformerConfig(p=11, n_heads=2, d_model=32, d_head=16, d_mlp=64, attn_rate=0.0,
+                                                 attention_dir="bidirectional", eq_token=False, seed=1))
+    result = gi.train(m, task, gi.TrainConfig(epochs=60, lr=3e-3, eval_every=20, progress=False))
+    assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
+    x = task.grid_inputs
+    with torch.no_grad():
+        torch.testing.assert_close(answer_logits(result.model, x), _rated_forward(result.model, x), atol=1e-5, rtol=1e-5)

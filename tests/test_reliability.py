@@ -273,3 +273,32 @@ def test_cli_parsers_take_a_value_or_raise_the_usage_error(command, data, text):
     else:
         value = getattr(args, option.lstrip("-").replace("-", "_"))
         assert not (isinstance(value, float) and not math.isfinite(value))
+
+
+def test_readers_refuse_an_edited_record_and_malformed_metadata(tmp_path, fast_task):
+    _run(tmp_path / "r", fast_task, epochs=20)
+    record = json.loads((tmp_path / "r" / "config.json").read_text())
+    (tmp_path / "r" / "config.json").write_text(json.dumps({**record, "task": {**record["task"], "seed": 7}}))
+    with pytest.raises(gi.CheckpointError, match="edited"):
+        gi.analyze(tmp_path / "r")
+    model = gi.HookedMLP(gi.MLPConfig(5, d_embed=4, d_hidden=3))
+    tensors = {n: p.detach() for n, p in named_weights(model).items()}
+    for meta in ({"grokinterp_kind": "checkpoint", "model": "[1, 2]"},
+                 {"grokinterp_kind": "checkpoint", "model": json.dumps({"kind": "mlp", **model.cfg.to_dict()}), "epoch": "x"}):
+        write_safetensors(tensors, tmp_path / "c.safetensors", meta)
+        with pytest.raises(gi.CheckpointError, match="c.safetensors"):
+            gi.load_checkpoint(tmp_path / "c.safetensors")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(p=100003), "too large.*GB"), (dict(p=7, seed=2**63), "seed"), (dict(p=7, frac_train="x"), "frac_train"),
+])
+def test_tasks_refuse_what_they_cannot_hold(kwargs, message):
+    with pytest.raises(gi.GrokinterpError, match=message):
+        gi.ModularArithmetic(**kwargs)
+
+
+def test_transformer_configs_refuse_non_finite_init_and_large_seeds():
+    for kwargs in (dict(init_scale=float("inf")), dict(init_scale=float("nan")), dict(seed=2**63), dict(pos_embed=1)):
+        with pytest.raises(gi.GrokinterpError):
+            gi.TransformerConfig(p=7, **kwargs)

@@ -108,3 +108,28 @@ class _NotModular:
 
     def to_dict(self):
         return {"kind": self.kind}
+
+
+def test_split_rules_by_name():
+    import random
+
+    default = ModularArithmetic(13, frac_train=0.4, seed=5)
+    assert "split" not in default.to_dict()  # the default rule is not written: old task dicts and run keys stay
+    g = torch.Generator().manual_seed(5)
+    assert default.train_indices.tolist() == sorted(torch.randperm(169, generator=g)[:67].tolist())
+    shuffled = ModularArithmetic(13, frac_train=0.4, seed=5, split="python_shuffle")
+    order = list(range(169))
+    random.seed(5)
+    random.shuffle(order)
+    assert shuffled.train_indices.tolist() == sorted(order[:67])
+    assert shuffled.to_dict()["split"] == "python_shuffle"
+    assert ModularArithmetic.from_dict(shuffled.to_dict()) == shuffled
+    torch.manual_seed(5)
+    demo = ModularArithmetic(13, frac_train=0.4, seed=5, split="torch_randperm")
+    assert demo.train_indices.tolist() == sorted(torch.randperm(169)[:67].tolist())
+    half = ModularArithmetic(13, pairs="a>b", frac_train=0.5, seed=2, split="python_shuffle")
+    order = list(range(half.n_pairs))
+    random.Random(2).shuffle(order)
+    assert half.train_indices.tolist() == sorted(order[: half.n_train])
+    with pytest.raises(GrokinterpError, match="split must be one of"):
+        ModularArithmetic(13, split="numpy")

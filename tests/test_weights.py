@@ -47,9 +47,9 @@ def test_grid_forward_equals_the_mlp(act):
     grid = gi.ModularArithmetic(11).grid_inputs
     acts = grid_activations(model)
     _, cache = model.run_with_cache(grid)
-    torch.testing.assert_close(acts.logits, cache["hook_logits"])
-    torch.testing.assert_close(acts.post, cache["hook_post"])
-    torch.testing.assert_close(acts.resid, cache["hook_out"])
+    torch.testing.assert_close(acts.logits, cache["unembed.hook_out"])
+    torch.testing.assert_close(acts.post, cache["post", 0])
+    torch.testing.assert_close(acts.resid, cache["resid_post", 0])
     assert acts.pattern is None
 
 

@@ -15,21 +15,24 @@ from torch import Tensor
 
 from ..fourier.basis import BasisKind, FourierBasis, fft2d
 from ..errors import GrokinterpError
-from ..fourier.spectra import frequency_fractions, resolve_basis
+from ..fourier.pairs import observed_pairs
+from ..fourier.spectra import frequency_fractions, pair_frequency_fractions, resolve_basis
 from ..tasks import ModularArithmetic
-from ..models.weights import ModelLike, as_weights, grid_activations
+from ..models.weights import ModelLike, as_weights, check_task, grid_activations
 
 __all__ = ["AttentionSummary", "attention_summary"]
 
 
 @dataclass(frozen=True)
 class AttentionSummary:
-    """Attention from the answer (last) position over the full (a, b) grid, for one layer.
+    """Attention from the answer (last) position over the task's pairs, for one layer.
 
-    ``mean`` (heads, n_ctx): mean attention to each position (a, b, and ``=`` when present);
-    ``to_a`` / ``to_b`` (heads, p, p): attention to a / b for every pair, indexed ``[a, b]``;
-    ``fractions`` (heads, f): fraction of the centred ``to_a`` variance explained by each frequency's
-    2D terms (column 0 is 0); ``frequency`` / ``fraction`` (heads,): the dominant one and its share.
+    ``mean`` (heads, n_ctx): mean attention to each position (a, b, and ``=`` when present) over the
+    task's pairs; ``to_a`` / ``to_b`` (heads, p, p): attention to a / b for every pair, indexed
+    ``[a, b]``, NaN on pairs outside the task; ``fractions`` (heads, f): fraction of the centred
+    ``to_a`` variance over the task's pairs explained by each frequency's 2D terms (column 0 is 0; a
+    least-squares fit on part of the grid); ``frequency`` / ``fraction`` (heads,): the dominant one and
+    its share.
     """
 
     layer: int
@@ -48,8 +51,8 @@ def attention_summary(
     layer: int | None = None,
     basis: BasisKind | FourierBasis | None = None,
 ) -> AttentionSummary:
-    """Per-head attention from the answer position to a and b over the grid, and the spectrum of the
-    attention to a (``layer`` default: the last)."""
+    """Per-head attention from the answer position to a and b over the task's pairs (the full grid
+    without a task), and the spectrum of the attention to a (``layer`` default: the last)."""
     w = as_weights(model)
     if w.kind != "transformer":
         raise GrokinterpError("attention_summary needs a transformer; the HookedMLP has no attention")
@@ -58,18 +61,29 @@ def attention_summary(
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
         raise GrokinterpError(f"layer must be an integer in [0, {n_layers}), got {layer!r}")
     B = resolve_basis(w, task, basis)
+    task = check_task(w, task)
+    observed = observed_pairs(B, task)
     pattern = grid_activations(w).pattern[:, layer]  # (p², heads, n_ctx)
-    grid = rearrange(pattern, "(a b) h s -> s a b h", a=w.p)
-    coeffs = fft2d(grid[0].double(), B)
-    coeffs[0, 0] = 0.0
-    fractions, total = frequency_fractions(coeffs, B)
+    if observed.full:
+        grid = rearrange(pattern, "(a b) h s -> s a b h", a=w.p)
+        coeffs = fft2d(grid[0].double(), B)
+        coeffs[0, 0] = 0.0
+        fractions, total = frequency_fractions(coeffs, B)
+        mean = pattern.mean(0)
+    else:
+        fractions, total = pair_frequency_fractions(pattern[:, :, 0], observed)
+        rows = task.all_pairs[:, 0] * w.p + task.all_pairs[:, 1]
+        mean = pattern[rows].mean(0)
+        outside = torch.ones(w.p * w.p, dtype=torch.bool)
+        outside[rows] = False
+        grid = rearrange(pattern.masked_fill(outside[:, None, None], float("nan")), "(a b) h s -> s a b h", a=w.p)
     fraction, freq = fractions.max(dim=1)
     flat = total <= 1e-12
     freq = torch.where(flat, torch.zeros_like(freq), freq)
     fraction = torch.where(flat, torch.zeros_like(fraction), fraction)
     return AttentionSummary(
         layer=layer,
-        mean=pattern.mean(0),
+        mean=mean,
         to_a=rearrange(grid[0], "a b h -> h a b"),
         to_b=rearrange(grid[1], "a b h -> h a b"),
         fractions=fractions.float(),

@@ -39,12 +39,19 @@ from torch import Tensor
 
 from ..errors import GrokinterpError
 from ..fourier.basis import fft1d, frequency_power, get_basis
+from ..models import Model, is_model, model_config, to_tokens
 from ..models.weights import ModelLike, ModelWeights, as_weights, grid_activations
 from ..tasks import require_modular
 
 __all__ = [
+    "CLOCK_DISTANCE_IRRELEVANCE",
+    "ClockPizza",
+    "PIZZA_DISTANCE_IRRELEVANCE",
+    "PIZZA_SYMMETRICITY",
     "TemplateFit",
     "circularity",
+    "clock_or_pizza",
+    "gradient_symmetricity",
     "distance_irrelevance",
     "pizza_template",
     "clock_template",
@@ -156,3 +163,87 @@ def template_fve(source: Source, freqs: list[int], task=None) -> TemplateFit:
     if bad:
         raise GrokinterpError(f"frequencies {bad} are not in 1 .. {(p - 1) // 2} for p={p}")
     return TemplateFit(freqs, [_fve(L, clock_template(p, k)) for k in freqs], [_fve(L, pizza_template(p, k)) for k in freqs])
+
+
+def gradient_symmetricity(
+    model: Model, task=None, *, n_samples: int = 1000, seed: int = 0, all_triples: bool = False, batch: int = 4096
+) -> float:
+    """Mean over triples ``(a, b, c)`` of the cosine between ``∂ logit_c(a, b) / ∂e_a`` and
+    ``∂ logit_c(a, b) / ∂e_b``, the gradients with respect to the token embedding vectors of the
+    two operands as the model reads them (its ``hook_embed``, before any positional embedding).
+    ``c`` is any class, not only the answer. The triples are ``n_samples`` drawn uniformly from a
+    generator seeded with ``seed``, or all ``p³`` with ``all_triples``.
+
+    A model that reads ``E_a + E_b`` (the pizza, and every MLP of this package) gives exactly 1; the
+    clock's attention mixes the operands unequally and gives less (Zhong et al. 2023)."""
+    if not is_model(model):
+        raise GrokinterpError(f"gradient symmetricity needs a hooked grokinterp model, got {type(model).__name__}")
+    w = as_weights(model)
+    _full_grid_task(w, task, "gradient symmetricity")
+    p = w.p
+    if all_triples:
+        g = torch.arange(p)
+        triples = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    else:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise GrokinterpError(f"n_samples must be a whole number >= 1, got {n_samples!r}")
+        triples = torch.randint(0, p, (n_samples, 3), generator=torch.Generator().manual_seed(int(seed)))
+    cosines = [_embedding_gradient_cosines(model, chunk) for chunk in triples.split(batch)]
+    return float(torch.cat(cosines).mean())
+
+
+def _embedding_gradient_cosines(model: Model, triples: Tensor) -> Tensor:
+    saved: dict[str, Tensor] = {}
+
+    def keep(act: Tensor, hook) -> Tensor:
+        saved["embed"] = act.detach().requires_grad_(True)
+        return saved["embed"]
+
+    with torch.enable_grad():
+        logits = model.run_with_hooks(to_tokens(model, triples[:, :2]), fwd_hooks=[("hook_embed", keep)])
+        answer = logits[:, -1] if logits.ndim == 3 else logits
+        picked = answer[torch.arange(len(triples)), triples[:, 2]].sum()
+        (grad,) = torch.autograd.grad(picked, saved["embed"])
+    return torch.nn.functional.cosine_similarity(grad[:, 0].double(), grad[:, 1].double(), dim=-1)
+
+
+# declared thresholds of the verdict (see :func:`clock_or_pizza`)
+PIZZA_SYMMETRICITY = 0.95
+PIZZA_DISTANCE_IRRELEVANCE = 0.5
+CLOCK_DISTANCE_IRRELEVANCE = 0.8
+
+
+@dataclass(frozen=True)
+class ClockPizza:
+    """The diagnostics of one model and the verdict they give."""
+
+    gradient_symmetricity: float
+    distance_irrelevance: float
+    circularity: float
+    templates: TemplateFit
+    verdict: str
+    reason: str
+
+
+def clock_or_pizza(model: Model, freqs: list[int], task=None, *, n_samples: int = 1000, seed: int = 0) -> ClockPizza:
+    """All diagnostics of a model at its key frequencies ``freqs`` and a verdict:
+
+    * ``"pizza"`` when gradient symmetricity >= :data:`PIZZA_SYMMETRICITY` and distance
+      irrelevance <= :data:`PIZZA_DISTANCE_IRRELEVANCE` (the correct logit follows ``a - b``);
+    * ``"clock"`` when gradient symmetricity < :data:`PIZZA_SYMMETRICITY` and distance irrelevance
+      >= :data:`CLOCK_DISTANCE_IRRELEVANCE`;
+    * ``"mixed"`` otherwise. ``reason`` says which numbers decided it.
+    """
+    sym = gradient_symmetricity(model, task, n_samples=n_samples, seed=seed)
+    q = distance_irrelevance(model, task)
+    circ = circularity(model)
+    fit = template_fve(model, freqs, task)
+    pizza_sym, clock_q, pizza_q = sym >= PIZZA_SYMMETRICITY, q >= CLOCK_DISTANCE_IRRELEVANCE, q <= PIZZA_DISTANCE_IRRELEVANCE
+    numbers = f"gradient symmetricity {sym:.3f}, distance irrelevance {q:.3f}"
+    if pizza_sym and pizza_q:
+        verdict, reason = "pizza", f"{numbers}: the gradients treat a and b alike and the correct logit follows a - b"
+    elif not pizza_sym and clock_q:
+        verdict, reason = "clock", f"{numbers}: the operands enter unequally and the correct logit ignores a - b"
+    else:
+        verdict, reason = "mixed", f"{numbers}: the two diagnostics disagree"
+    return ClockPizza(sym, q, circ, fit, verdict, reason)

@@ -19,7 +19,7 @@ from ..fourier.basis import BasisKind, FourierBasis, fft1d
 from ..errors import GrokinterpError
 from ..fourier.spectra import resolve_basis
 from ..tasks import ModularArithmetic
-from ..models.weights import ModelLike, ModelWeights, as_weights
+from ..models.weights import ModelLike, as_weights
 
 __all__ = ["FourierGini", "WeightNorms", "fourier_gini", "gini", "weight_norms"]
 

@@ -14,8 +14,8 @@ from torch import Tensor
 
 from .ablation import FrequencyDecomposition, cross_entropy
 from ..fourier.basis import OP_SIGNS, BasisKind, FourierBasis, fft1d, frequency_power, op_sign
+from ..fourier.pairs import ObservedPairs, observed_pairs
 from ..errors import GrokinterpError
-from ..metrics import cross_entropy_f64
 from .measures import weight_norms, gini
 from ..fourier.spectra import KEY_FREQUENCY_THRESHOLD, frequency_scores, resolve_basis, select_frequencies
 from ..tasks import ModularArithmetic
@@ -73,6 +73,8 @@ def progress_measures(
     ``gini_embed``, ``gini_logit`` (Gini of the Fourier-component norms of W_E and W_L), ``l1_norm``,
     ``l2_norm``, ``sum_sq_weights``, for transformers ``attn_to_a`` / ``attn_to_b`` (last layer's
     attention from the answer position, mean over heads and pairs), and ``key_freqs`` (tuple).
+    Restricted / excluded loss, the logit fit and the attention means are taken over the task's
+    pairs (least-squares fits on part of the grid, :mod:`grokinterp.circuits.ablation`).
     ``frame.attrs`` records the key frequencies and the basis. Tasks whose op has no Fourier circuit
     (anything but add, sub, mul, div) get no restricted / excluded / fit columns
     (``attrs["circuit_measures"]`` is False).
@@ -95,7 +97,9 @@ def progress_measures(
             frequency_scores(final, B, "logit"), threshold
         )
     splits = {s: (task.inputs(s), task.labels(s)) for s in ("train", "test")}
-    planes = TrigPlanes(B, fixed, sign) if fixed is not None and sign is not None else None
+    observed = observed_pairs(B, task)
+    planes = TrigPlanes(B, fixed, sign, observed) if fixed is not None and sign is not None else None
+    pair_rows = task.all_pairs[:, 0] * task.p + task.all_pairs[:, 1]
 
     rows = []
     for epoch in epochs:
@@ -103,7 +107,7 @@ def progress_measures(
         freqs = fixed if fixed is not None else select_frequencies(frequency_scores(w, B, "logit"), threshold)
         rows.append(
             _measure(
-                w, epoch, B, sign, freqs, planes, splits, per_frequency and fixed is not None,
+                w, epoch, B, sign, freqs, planes, splits, per_frequency and fixed is not None, observed, pair_rows,
             )
         )
     frame = pd.DataFrame(rows)
@@ -120,7 +124,7 @@ def _check_freqs(B: FourierBasis, freqs) -> list[int]:
 @torch.no_grad()
 def _measure(
     w: ModelWeights, epoch: int, B: FourierBasis, sign: int | None, freqs: list[int], planes: TrigPlanes | None,
-    splits: dict[str, tuple[Tensor, Tensor]], per_frequency: bool,
+    splits: dict[str, tuple[Tensor, Tensor]], per_frequency: bool, observed: ObservedPairs, pair_rows: Tensor,
 ) -> dict:
     acts = grid_activations(w)
     logits = acts.logits
@@ -132,7 +136,7 @@ def _measure(
         row[f"{split}_acc"] = float((split_logits.argmax(-1) == labels).double().mean())
     if sign is not None:
         inputs, labels = splits["train"]
-        dec = FrequencyDecomposition(logits, B, sign, freqs, inputs)
+        dec = FrequencyDecomposition(logits, B, sign, freqs, inputs, observed)
         everything = torch.ones_like(dec.owner, dtype=torch.bool)
         row["restricted_loss"] = cross_entropy(dec.restricted(everything), labels)
         row["excluded_loss"] = cross_entropy(dec.excluded(everything), labels)
@@ -140,8 +144,8 @@ def _measure(
             for k in freqs:
                 row[f"restricted_loss_{k}"] = cross_entropy(dec.restricted(dec.owner == k), labels)
                 row[f"excluded_loss_{k}"] = cross_entropy(dec.excluded(dec.owner == k), labels)
-        planes = planes or TrigPlanes(B, freqs, sign)
-        row["logit_fit"] = fit_logits(group_logits(logits, B), planes)[0].fraction_explained
+        planes = planes or TrigPlanes(B, freqs, sign, observed)
+        row["logit_fit"] = fit_logits(group_logits(logits, B, observed), planes)[0].fraction_explained
     embed_coeffs = fft1d(w.W_E.T.double(), B)  # (d, n)
     power = frequency_power(embed_coeffs, B).sum(0)[1:]
     key = torch.tensor([k - 1 for k in freqs], dtype=torch.long)
@@ -150,8 +154,8 @@ def _measure(
     row["gini_logit"] = gini(fft1d(w.W_L.double(), B).square().sum(0).sqrt())
     norms = weight_norms(w)
     row["l1_norm"], row["l2_norm"], row["sum_sq_weights"] = norms.l1, norms.l2, norms.sum_sq
-    if acts.pattern is not None:  # last layer, from the answer position, mean over heads and pairs
-        mean = acts.pattern[:, -1].mean((0, 1))
+    if acts.pattern is not None:  # last layer, from the answer position, mean over heads and the task's pairs
+        mean = acts.pattern[pair_rows, -1].mean((0, 1))
         row["attn_to_a"], row["attn_to_b"] = float(mean[0]), float(mean[1])
     row["key_freqs"] = tuple(freqs)
     return row

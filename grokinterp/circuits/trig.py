@@ -8,6 +8,12 @@ terms explain, and fit the logits to ``Σ_k α_k cos(w_k(a+b-c))``.
 
 In the multiplicative basis (mul / div) ``a, b, c`` are replaced by their discrete logs and only the
 pairs and answers with no zero token are used; ``sub`` / ``div`` use ``a - b``.
+
+Every quantity is taken over the task's pairs (:mod:`grokinterp.fourier.pairs`): the full grid for
+``pairs="all"``, where the terms are orthogonal; for ``pairs="a>b"`` / ``"a>=b"`` the fits and plane
+shares are least-squares projections over those pairs only (the cos/sin(w(a+b)) grids centred over
+them, and the logits centred over them per answer as well as over c per pair), so the model's
+outputs on pairs outside the task play no part.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..fourier.basis import BasisKind, FourierBasis, group_grid_rows, op_sign
+from ..fourier.basis import BasisKind, FourierBasis, op_sign
+from ..fourier.pairs import ObservedPairs, observed_pairs
 from ..errors import GrokinterpError
 from ..fourier.spectra import CLUSTER_THRESHOLD, neuron_frequencies_in, key_frequencies, resolve_basis
 from ..tasks import ModularArithmetic
@@ -109,42 +116,78 @@ class TrigIdentityCheck:
 
 # ---------------------------------------------------------------------------------- plane tables
 class TrigPlanes:
-    """cos/sin(w_k(x_a + s x_b)) over the group grid for a set of frequencies (float64)."""
+    """cos/sin(w_k(x_a + s x_b)) over the observed pairs (default: the full group grid) for a set of
+    frequencies (float64). On part of the grid the two grids are centred over the observed pairs and
+    their 2x2 Gram matrix is kept, so that :meth:`plane_energy` is an orthogonal projection there too."""
 
-    def __init__(self, B: FourierBasis, freqs: list[int], sign: int):
+    def __init__(self, B: FourierBasis, freqs: list[int], sign: int, observed: ObservedPairs | None = None):
         n = B.n
+        observed = observed if observed is not None else observed_pairs(B)
         self.freqs = [B.check_freq(k) for k in freqs]
         x = torch.arange(n, dtype=torch.float64)
-        s = ((x[:, None] + sign * x[None, :]) % n).reshape(-1)
+        s = ((x[:, None] + sign * x[None, :]) % n).reshape(-1)[observed.positions]
         w = 2 * math.pi * torch.tensor(self.freqs, dtype=torch.float64).reshape(-1, 1) / n
-        self.cos_ab, self.sin_ab = torch.cos(w * s), torch.sin(w * s)  # (K, n²)
+        self.cos_ab, self.sin_ab = torch.cos(w * s), torch.sin(w * s)  # (K, M)
         self.cos_c, self.sin_c = torch.cos(w * x), torch.sin(w * x)  # (K, n)
-        self.sq_cos = self.cos_ab.square().sum(1)
-        self.sq_sin = self.sin_ab.square().sum(1)
         self.n = n
+        self.n_pairs = observed.count
+        self.full = observed.full
+        if self.full:
+            self.sq_cos = self.cos_ab.square().sum(1)
+            self.sq_sin = self.sin_ab.square().sum(1)
+        else:
+            self.mean_cos, self.mean_sin = self.cos_ab.mean(1), self.sin_ab.mean(1)
+            self.cos_ab = self.cos_ab - self.mean_cos[:, None]
+            self.sin_ab = self.sin_ab - self.mean_sin[:, None]
+            gram = torch.stack([
+                torch.stack([(self.cos_ab * self.cos_ab).sum(1), (self.cos_ab * self.sin_ab).sum(1)], -1),
+                torch.stack([(self.sin_ab * self.cos_ab).sum(1), (self.sin_ab * self.sin_ab).sum(1)], -1),
+            ], -2)  # (K, 2, 2)
+            self.gram_pinv = torch.linalg.pinv(gram, hermitian=True, rtol=1e-9)
 
     def plane_energy(self, X: Tensor) -> Tensor:
-        """Energy of each column-set ``X`` (n², m) in each frequency's plane, summed over columns: (K,)."""
-        e = (self.cos_ab @ X).square().sum(1) / self.sq_cos
-        sin = (self.sin_ab @ X).square().sum(1)
-        return e + torch.where(self.sq_sin > 1e-9, sin / self.sq_sin.clamp(min=1e-300), 0.0)
+        """Energy of each column-set ``X`` (M, m) (rows: the observed pairs) in each frequency's plane,
+        summed over columns: (K,)."""
+        if self.full:
+            e = (self.cos_ab @ X).square().sum(1) / self.sq_cos
+            sin = (self.sin_ab @ X).square().sum(1)
+            return e + torch.where(self.sq_sin > 1e-9, sin / self.sq_sin.clamp(min=1e-300), 0.0)
+        u = torch.stack([self.cos_ab @ X, self.sin_ab @ X], dim=1)  # (K, 2, m)
+        return torch.einsum("kim,kij,kjm->k", u, self.gram_pinv, u)
+
+    def regressor_energy(self) -> Tensor:
+        """``|R_k|²`` of each fit term ``R_k = cos(w_k(s - x_c))`` over the observed pairs and all
+        answers, centred over the pairs on part of the grid: (K,)."""
+        per_pair = self.cos_c.square().sum(1)  # Σ_c cos²(w(s - c)) is the same for every s
+        if self.full:
+            return self.n_pairs * per_pair
+        # the pair-mean of R_k is mean_cos·cos(w c) + mean_sin·sin(w c); removing it removes its energy
+        mean_sq = self.mean_cos.square() * self.cos_c.square().sum(1) + self.mean_sin.square() * self.sin_c.square().sum(1)
+        return self.n_pairs * (per_pair - mean_sq)
 
 
 def _centre(X: Tensor) -> Tensor:
     return X - X.mean(0, keepdim=True)
 
 
-def group_logits(logits: Tensor, B: FourierBasis) -> Tensor:
-    """Logits on the group grid (rows x_a*n + x_b, answers in group order), centred over c, float64."""
-    L = logits.double()[group_grid_rows(B)][:, B.tokens]
-    return L - L.mean(1, keepdim=True)
+def group_logits(logits: Tensor, B: FourierBasis, observed: ObservedPairs | None = None) -> Tensor:
+    """Logits on the observed pairs (default: the full group grid, rows x_a*n + x_b), answers in group
+    order, centred over c, float64; on part of the grid also centred over the pairs per answer."""
+    observed = observed if observed is not None else observed_pairs(B)
+    L = logits.detach().double().cpu()[observed.rows][:, B.tokens]
+    L = L - L.mean(1, keepdim=True)
+    return L if observed.full else L - L.mean(0, keepdim=True)
 
 
 def fit_logits(L: Tensor, planes: TrigPlanes) -> tuple[LogitFit, Tensor]:
-    """Logit fit and the logit energy in each plane, for centred group logits L (n², n)."""
+    """Logit fit and the logit energy in each plane, for centred group logits L (M, n)
+    (:func:`group_logits` over the same pairs as ``planes``).
+
+    ``alpha_k = <L, R_k> / |R_k|²`` with ``R_k = cos(w_k(s - x_c))``: the terms of different k are
+    orthogonal (their sums over c vanish), on part of the grid too, so this is the least-squares fit."""
     u_cos, u_sin = planes.cos_ab @ L, planes.sin_ab @ L  # (K, n)
     inner = (u_cos * planes.cos_c).sum(1) + (u_sin * planes.sin_c).sum(1)  # <L, cos(w(s - x_c))>
-    r_sq = planes.n**2 * planes.cos_c.square().sum(1)  # |cos(w(s - x_c))|² over (a, b, c)
+    r_sq = planes.regressor_energy()
     alpha = inner / r_sq
     total = L.square().sum().clamp(min=torch.finfo(L.dtype).tiny)
     per = inner.square() / r_sq / total
@@ -153,7 +196,7 @@ def fit_logits(L: Tensor, planes: TrigPlanes) -> tuple[LogitFit, Tensor]:
     return fit, plane
 
 
-def _resolve_setup(model: ModelLike, task, basis, freqs) -> tuple[ModelWeights, FourierBasis, int, list[int]]:
+def _resolve_setup(model: ModelLike, task, basis, freqs) -> tuple[ModelWeights, FourierBasis, int, list[int], ObservedPairs]:
     w = as_weights(model)
     task = check_task(w, task)
     B = resolve_basis(w, task, basis)
@@ -161,7 +204,7 @@ def _resolve_setup(model: ModelLike, task, basis, freqs) -> tuple[ModelWeights, 
     if freqs is None:
         freqs = key_frequencies(w, task, basis=B)
     freqs = sorted({B.check_freq(k) for k in freqs})
-    return w, B, sign, freqs
+    return w, B, sign, freqs, observed_pairs(B, task)
 
 
 def logit_fit(
@@ -170,11 +213,12 @@ def logit_fit(
     freqs: list[int] | None = None,
     basis: BasisKind | FourierBasis | None = None,
 ) -> LogitFit:
-    """Fit the logits over the full grid to ``Σ_k α_k cos(w_k(a+b-c))`` (``freqs`` default: the key
-    frequencies). Nanda et al. 2023, Sec. 5: the fit explains most of the logit variance after
-    grokking."""
-    w, B, sign, freqs = _resolve_setup(model, task, basis, freqs)
-    return fit_logits(group_logits(grid_activations(w).logits, B), TrigPlanes(B, freqs, sign))[0]
+    """Fit the logits over the task's pairs (the full grid without a task) to
+    ``Σ_k α_k cos(w_k(a+b-c))`` (``freqs`` default: the key frequencies). Nanda et al. 2023, Sec. 5:
+    the fit explains most of the logit variance after grokking."""
+    w, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
+    L = group_logits(grid_activations(w).logits, B, observed)
+    return fit_logits(L, TrigPlanes(B, freqs, sign, observed))[0]
 
 
 def trig_identity_check(
@@ -187,33 +231,35 @@ def trig_identity_check(
 ) -> TrigIdentityCheck:
     """Check each key frequency's stage of the algorithm: neurons (2D terms of frequency k and the
     cos/sin(w(a+b)) share of the cluster), residual and logits (cos/sin(w(a+b)) share), and the fit of
-    the logits to ``α cos(w(a+b-c))``; a :class:`FrequencyVerdict` per frequency."""
+    the logits to ``α cos(w(a+b-c))``; a :class:`FrequencyVerdict` per frequency. Every share is taken
+    over the task's pairs (the full grid without a task)."""
     if not 0.0 < float(fit_threshold) <= 1.0:
         raise GrokinterpError(f"fit_threshold must lie in (0, 1], got {fit_threshold!r}")
-    w, B, sign, freqs = _resolve_setup(model, task, basis, freqs)
+    w, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
     acts = grid_activations(w)
-    return _trig_check(w, B, sign, freqs, acts, float(fit_threshold), float(cluster_threshold))
+    return _trig_check(w, B, sign, freqs, acts, float(fit_threshold), float(cluster_threshold), observed)
 
 
 def _trig_check(
     w: ModelWeights, B: FourierBasis, sign: int, freqs: list[int], acts: Activations, fit_threshold: float,
-    cluster_threshold: float,
+    cluster_threshold: float, observed: ObservedPairs | None = None,
 ) -> TrigIdentityCheck:
-    planes = TrigPlanes(B, freqs, sign)
-    rows = group_grid_rows(B)
-    L = group_logits(acts.logits, B)
+    observed = observed if observed is not None else observed_pairs(B)
+    planes = TrigPlanes(B, freqs, sign, observed)
+    rows = observed.rows
+    L = group_logits(acts.logits, B, observed)
     fit, logit_plane = fit_logits(L, planes)
     logit_total = L.square().sum().clamp(min=1e-300)
-    R = _centre(acts.resid.double()[rows])
+    R = _centre(acts.resid.detach().double().cpu()[rows])
     resid_plane = planes.plane_energy(R) / R.square().sum().clamp(min=1e-300)
-    nf = neuron_frequencies_in(w, B, cluster_threshold, acts.post)
-    P = _centre(acts.post.double()[rows])
+    nf = neuron_frequencies_in(w, B, cluster_threshold, acts.post, observed)
+    P = _centre(acts.post.detach().double().cpu()[rows])
     verdicts = []
     for i, k in enumerate(freqs):
         members = torch.nonzero(nf.cluster == k).flatten()
         if len(members):
             Pk = P[:, members]
-            sum_planes = TrigPlanes(B, [k], sign).plane_energy(Pk)[0]
+            sum_planes = TrigPlanes(B, [k], sign, observed).plane_energy(Pk)[0]
             neuron_sum = float(sum_planes / Pk.square().sum().clamp(min=1e-300))
             neuron_frac = float(nf.fraction[members].mean())
         else:

@@ -29,6 +29,7 @@ from .basis import (
     spectral_entropy,
     sum_directions,
 )
+from .pairs import ObservedPairs, observed_pairs, require_full_grid
 from .spectra import (
     CLUSTER_THRESHOLD,
     KEY_FREQUENCY_THRESHOLD,
@@ -50,6 +51,7 @@ __all__ = [
     "KEY_FREQUENCY_THRESHOLD",
     "FourierBasis",
     "NeuronFrequencies",
+    "ObservedPairs",
     "basis_for_op",
     "embedding_spectrum",
     "fft1d",
@@ -69,9 +71,11 @@ __all__ = [
     "neuron_input_spectrum",
     "neuron_input_weights",
     "neuron_logit_spectrum",
+    "observed_pairs",
     "primitive_root",
     "project_onto_direction",
     "project_onto_frequency",
+    "require_full_grid",
     "resolve_basis",
     "select_frequencies",
     "spectral_entropy",

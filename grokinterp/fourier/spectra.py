@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .basis import BasisKind, FourierBasis, basis_for_op, fft1d, fft2d, frequency_power, frequency_power_2d, get_basis
 from .basis import spectral_entropy
+from .pairs import ObservedPairs, observed_pairs, require_full_grid
 from ..errors import GrokinterpError
 from ..tasks import ModularArithmetic
 from ..models.weights import InputPath, ModelLike, ModelWeights, as_weights, check_task, grid_activations, neuron_input_weights
@@ -36,6 +37,7 @@ __all__ = [
     "neuron_frequencies_in",
     "neuron_input_spectrum",
     "neuron_logit_spectrum",
+    "pair_frequency_fractions",
     "resolve_basis",
     "select_frequencies",
 ]
@@ -105,9 +107,13 @@ def neuron_activation_spectrum(
     model: ModelLike, task: ModularArithmetic | None = None, basis: BasisKind | FourierBasis | None = None
 ) -> Float[Tensor, "n n d_mlp"]:
     """2D Fourier components of every neuron's activation over the (a, b) grid, centred per neuron
-    (the constant·constant component is set to 0): ``F A_i F^T`` with rows ↔ a, columns ↔ b."""
+    (the constant·constant component is set to 0): ``F A_i F^T`` with rows ↔ a, columns ↔ b.
+
+    Needs the activations on every pair: a task whose pair set is not the whole grid
+    (``pairs="a>b"`` ...) is refused (:func:`neuron_frequencies` fits such a task's pairs instead)."""
     w = as_weights(model)
     B = resolve_basis(w, task, basis)
+    require_full_grid(observed_pairs(B, check_task(w, task)), "the 2D activation spectrum")
     return _activation_components(w, B)
 
 
@@ -172,26 +178,67 @@ def neuron_frequencies(
     basis: BasisKind | FourierBasis | None = None,
 ) -> NeuronFrequencies:
     """Cluster the neurons by frequency: a neuron's dominant frequency is the k whose 2D terms explain
-    the largest fraction of its centred activation over the full (a, b) grid; it joins cluster k when
-    that fraction is at least ``threshold`` (0.85 by default), else -1."""
+    the largest fraction of its centred activation over the task's pairs (the full (a, b) grid without
+    a task, or for ``pairs="all"``); it joins cluster k when that fraction is at least ``threshold``
+    (0.85 by default), else -1. On a part of the grid (``pairs="a>b"`` ...) the fractions are least-squares
+    fits on the task's pairs (:func:`pair_frequency_fractions`)."""
     if not 0.0 < float(threshold) <= 1.0:
         raise GrokinterpError(f"threshold must lie in (0, 1], got {threshold!r}")
     w = as_weights(model)
     B = resolve_basis(w, task, basis)
-    return neuron_frequencies_in(w, B, float(threshold))
+    return neuron_frequencies_in(w, B, float(threshold), observed=observed_pairs(B, check_task(w, task)))
 
 
-def neuron_frequencies_in(w: ModelWeights, B: FourierBasis, threshold: float, post: Tensor | None = None) -> NeuronFrequencies:
+def pair_frequency_fractions(values: Float[Tensor, "p_sq m"], observed: ObservedPairs) -> tuple[Tensor, Tensor]:
+    """Per column of ``values`` (rows: the a-major token grid), the fraction of its variance over the
+    observed pairs that frequency k's 2D terms explain, fitted by least squares on those pairs:
+    ``(fractions (m, f), total (m,))`` with ``total`` the centred energy over the observed pairs.
+
+    The terms of k are ``F_i(x_a) F_j(x_b)`` for (i, j) in (k, const), (const, k), (k, k) (cos and sin
+    rows); centred over the observed pairs, their span is projected on (they are not orthogonal on a
+    part of the grid, and the fractions of different k need not add up to at most 1 there). On the
+    full grid this equals :func:`frequency_fractions` of the 2D transform."""
+    B = observed.basis
+    X = values.detach().double().cpu()[observed.rows]
+    X = X - X.mean(0, keepdim=True)
+    total = X.square().sum(0)
+    F = B.matrix.double()
+    xa, xb = observed.positions // B.n, observed.positions % B.n
+    fractions = torch.zeros(X.shape[1], B.n_freqs + 1, dtype=torch.float64)
+    for k in range(1, B.n_freqs + 1):
+        rows = B.rows_of(k)
+        terms = [(i, 0) for i in rows] + [(0, j) for j in rows] + [(i, j) for i in rows for j in rows]
+        design = torch.stack([F[i, xa] * F[j, xb] for i, j in terms], dim=1)
+        design = design - design.mean(0, keepdim=True)
+        U, S, _ = torch.linalg.svd(design, full_matrices=False)
+        U = U[:, S > 1e-9 * S.max().clamp(min=1e-300)]
+        fractions[:, k] = (U.T @ X).square().sum(0) / total.clamp(min=torch.finfo(total.dtype).tiny)
+    return fractions, total
+
+
+def neuron_frequencies_in(
+    w: ModelWeights, B: FourierBasis, threshold: float, post: Tensor | None = None, observed: ObservedPairs | None = None
+) -> NeuronFrequencies:
     """:func:`neuron_frequencies` in a given basis (``post``: the grid activations when already
-    computed)."""
+    computed; ``observed``: the task's pairs, default the full grid)."""
+    if observed is not None and not observed.full:
+        if post is None:
+            post = grid_activations(w).post
+        fractions, total = pair_frequency_fractions(post, observed)
+        variance = total / observed.count
+        return _clusters(fractions, total, variance, threshold, B)
     coeffs = _activation_components(w, B, post)
     fractions, total = frequency_fractions(coeffs, B)
+    return _clusters(fractions, total, total / (B.n * B.n), threshold, B)
+
+
+def _clusters(fractions: Tensor, total: Tensor, variance: Tensor, threshold: float, B: FourierBasis) -> NeuronFrequencies:
+    """Dominant frequency, its share and the cluster of each neuron from its per-frequency fractions."""
     fraction, freq = fractions.max(dim=1)
     alive = total > 1e-12 * total.max().clamp(min=1e-300)
     freq = torch.where(alive, freq, torch.zeros_like(freq))
     fraction = torch.where(alive, fraction, torch.zeros_like(fraction))
     cluster = torch.where(alive & (fraction >= threshold), freq, torch.full_like(freq, -1))
-    variance = total / (B.n * B.n)
     return NeuronFrequencies(freq, fraction.float(), cluster, variance.float(), fractions.float(), threshold, B)
 
 
@@ -208,15 +255,18 @@ def select_frequencies(scores: Float[Tensor, " f"], threshold: float = KEY_FREQU
     return [int(i) + 1 for i in torch.nonzero(s >= threshold * top).flatten().tolist()]
 
 
-def frequency_scores(w: ModelWeights, B: FourierBasis, method: str, post: Tensor | None = None) -> Tensor:
+def frequency_scores(
+    w: ModelWeights, B: FourierBasis, method: str, post: Tensor | None = None, observed: ObservedPairs | None = None
+) -> Tensor:
     """The score per frequency that :func:`key_frequencies` thresholds, by ``method`` (``"logit"``:
-    power of W_L over tokens; ``"embed"``: of W_E; ``"neuron"``: neurons per cluster)."""
+    power of W_L over tokens; ``"embed"``: of W_E; ``"neuron"``: neurons per cluster, over the
+    ``observed`` pairs)."""
     if method == "logit":
         return _power_over_tokens(w.W_L, B).sum(0)
     if method == "embed":
         return _power_over_tokens(w.W_E.T, B).sum(0)
     if method == "neuron":
-        nf = neuron_frequencies_in(w, B, CLUSTER_THRESHOLD, post)
+        nf = neuron_frequencies_in(w, B, CLUSTER_THRESHOLD, post, observed)
         weight = (nf.fraction * nf.variance).double()
         scores = torch.zeros(B.n_freqs + 1, dtype=torch.float64)
         return scores.index_add_(0, nf.frequency, weight)
@@ -241,11 +291,13 @@ def key_frequencies(
     * ``"neuron"``: each neuron votes for its dominant frequency (:func:`neuron_frequencies`) with
       weight its activation variance explained by that frequency.
 
-    The latter two are cross-checks and can return stragglers.
+    The latter two are cross-checks and can return stragglers. ``"logit"`` and ``"embed"`` read
+    weights only; ``"neuron"`` uses the activations on the task's pairs.
     """
     w = as_weights(model)
     B = resolve_basis(w, task, basis)
-    return select_frequencies(frequency_scores(w, B, method), threshold)
+    observed = observed_pairs(B, check_task(w, task)) if method == "neuron" else None
+    return select_frequencies(frequency_scores(w, B, method, observed=observed), threshold)
 
 
 # ------------------------------------------------------------------------------------ entropy

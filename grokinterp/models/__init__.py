@@ -15,6 +15,7 @@ from .config import (
     prunable_names,
     to_tokens,
 )
+from .loss import answer_logits_hooked, answer_loss, model_device
 from .mlp import ACTIVATIONS, HookedMLP, MLPConfig
 from .transformer import PRESETS, TransformerConfig, convert_hooked_transformer_state, make_transformer
 from .weights import (
@@ -41,6 +42,8 @@ __all__ = [
     "ModelWeights",
     "TransformerConfig",
     "answer_logits",
+    "answer_logits_hooked",
+    "answer_loss",
     "attention_pattern",
     "as_weights",
     "build_model",
@@ -53,6 +56,7 @@ __all__ = [
     "is_model",
     "make_transformer",
     "model_config",
+    "model_device",
     "model_kind",
     "named_weights",
     "neuron_input_weights",

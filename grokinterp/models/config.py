@@ -18,7 +18,7 @@ from ..errors import GrokinterpError
 from ..masks import parameters_of
 from ._tl import TransformerBridge, is_bridge
 from .mlp import HookedMLP, MLPConfig
-from .transformer import TransformerConfig, make_transformer
+from .transformer import TransformerConfig, make_transformer, transformer_tokens
 
 __all__ = [
     "Model",
@@ -73,6 +73,9 @@ def config_to_dict(config: ModelConfig) -> dict:
 
 
 def config_from_dict(d: Mapping) -> ModelConfig:
+    """A model config from its ``config_to_dict`` form (``kind`` plus the config's fields)."""
+    if not isinstance(d, Mapping):
+        raise GrokinterpError(f"a model config must be a JSON object with a 'kind', got {type(d).__name__}")
     d = dict(d)
     kind = d.pop("kind", None)
     cls = {"mlp": MLPConfig, "transformer": TransformerConfig}.get(kind)
@@ -96,10 +99,21 @@ def prunable_names(model: Model) -> list[str]:
 
 
 def to_tokens(model: Model, inputs: Int[Tensor, "batch 2"]) -> Int[Tensor, "batch seq"]:
-    """The token sequences the model reads for pairs ``(a, b)``."""
+    """The token sequences the model reads for pairs ``(a, b)``: for a transformer ``[a, b]`` with
+    ``b -> p + b`` under ``diff_vocab`` and the ``=`` token (the last id) appended under ``eq_token``;
+    for the MLP the pairs themselves. Sequences of three tokens (``task.tokens()``) pass through
+    unchanged. The result stays on the inputs' device."""
     cfg = model_config(model)
-    if isinstance(cfg, TransformerConfig) and cfg.eq_token:
-        return torch.cat([inputs, torch.full_like(inputs[:, :1], cfg.p)], dim=1)
+    eq = isinstance(cfg, TransformerConfig) and cfg.eq_token
+    if not isinstance(inputs, Tensor) or inputs.ndim != 2 or inputs.shape[1] not in (2, 3):
+        shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
+        raise GrokinterpError(f"to_tokens expects pairs of shape (batch, 2), got {shape}")
+    if inputs.shape[1] == 3:
+        if isinstance(cfg, TransformerConfig) and not eq:
+            raise GrokinterpError("this model reads pairs [a, b] without the = token; got sequences of length 3")
+        return inputs
+    if isinstance(cfg, TransformerConfig):  # [a, b], b -> p + b under diff_vocab, = appended under eq_token
+        return transformer_tokens(cfg, inputs)
     return inputs
 
 

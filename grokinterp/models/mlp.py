@@ -13,11 +13,12 @@ from typing import Mapping
 
 import torch
 import torch.nn.functional as F
+from einops import reduce
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from ..errors import GrokinterpError
-from ._tl import HookedRootModule, HookPoint
+from ._tl import ActivationCache, HookedRootModule, HookPoint
 
 __all__ = ["ACTIVATIONS", "HookedMLP", "MLPConfig"]
 
@@ -55,17 +56,52 @@ class MLPConfig:
         if not self.init_scale > 0:
             raise GrokinterpError(f"init_scale must be > 0, got {self.init_scale!r}")
 
+    @property
+    def n_layers(self) -> int:
+        """One hidden layer (read by TransformerLens's cache for ``cache["post", -1]``)."""
+        return 1
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+class _Hooks(nn.Module):
+    """A container of hook points only (no parameters), so that the hook names carry the
+    TransformerLens module path (``blocks.0.mlp.hook_post``) while the parameters keep their flat
+    names (``W_E``, ``W_in``, ``W_out``, ``W_U``: the names masks and checkpoints use)."""
+
+    def __init__(self, *names: str, **children: nn.Module):
+        super().__init__()
+        for name in names:
+            setattr(self, name, HookPoint())
+        for name, child in children.items():
+            setattr(self, name, child)
+
+
 class HookedMLP(HookedRootModule):
     """Hooked two-layer MLP. Weights ``W_E`` (p, d_embed), ``W_in`` (d_embed, d_hidden),
-    ``W_out`` (d_hidden, d_embed), ``W_U`` (d_embed, p), all in ``x @ W`` orientation.
+    ``W_out`` (d_hidden, d_embed), ``W_U`` (d_embed, p), all in ``x @ W`` orientation:
 
-    Hook points: ``hook_embed_a``, ``hook_embed_b``, ``hook_embed`` (E_a + E_b), ``hook_pre``,
-    ``hook_post`` (neurons), ``hook_out`` (post @ W_out), ``hook_logits``.
-    The input is a batch of pairs ``(a, b)`` of shape (batch, 2).
+    ``logits = act((E_a + E_b) W_in) W_out W_U`` (Minegishi et al., "Grokking Tickets").
+
+    Hook points, named as on a TransformerLens model so that the cache idioms carry over
+    (``cache["post", 0]``, ``cache["embed"]``, ``run_with_hooks(fwd_hooks=[("blocks.0.mlp.hook_post", f)])``):
+
+    ==============================  ===================  =====================================
+    name                            shape                value
+    ==============================  ===================  =====================================
+    ``hook_embed``                  (batch, 2, d_embed)  ``E_a`` and ``E_b``, one per position
+    ``blocks.0.hook_resid_pre``     (batch, d_embed)     ``E_a + E_b``, the MLP's input
+    ``blocks.0.mlp.hook_pre``       (batch, d_hidden)    ``(E_a + E_b) W_in``
+    ``blocks.0.mlp.hook_post``      (batch, d_hidden)    ``act(pre)``, the neurons
+    ``blocks.0.hook_mlp_out``       (batch, d_embed)     ``post W_out``
+    ``blocks.0.hook_resid_post``    (batch, d_embed)     the same (the MLP has no skip path)
+    ``unembed.hook_out``            (batch, p)           the logits ``resid W_U``
+    ==============================  ===================  =====================================
+
+    The input is a batch of pairs ``(a, b)``, shape (batch, 2), or of token sequences
+    ``[a, b, =]``, shape (batch, 3), as a transformer reads them (the ``=`` token is ignored).
+    Unlike a transformer's, the logits have no position axis: (batch, p).
     """
 
     def __init__(self, cfg: MLPConfig):
@@ -78,13 +114,10 @@ class HookedMLP(HookedRootModule):
         self.W_in = nn.Parameter(torch.empty(cfg.d_embed, cfg.d_hidden))
         self.W_out = nn.Parameter(torch.empty(cfg.d_hidden, cfg.d_embed))
         self.W_U = nn.Parameter(torch.empty(cfg.d_embed, cfg.p))
-        self.hook_embed_a = HookPoint()
-        self.hook_embed_b = HookPoint()
         self.hook_embed = HookPoint()
-        self.hook_pre = HookPoint()
-        self.hook_post = HookPoint()
-        self.hook_out = HookPoint()
-        self.hook_logits = HookPoint()
+        block = _Hooks("hook_resid_pre", "hook_mlp_out", "hook_resid_post", mlp=_Hooks("hook_pre", "hook_post"))
+        self.blocks = nn.ModuleList([block])
+        self.unembed = _Hooks("hook_out")
         self.act = ACTIVATIONS[cfg.act]
         self.reset_parameters()
         self.setup()
@@ -92,25 +125,46 @@ class HookedMLP(HookedRootModule):
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """``W ~ normal(0, (κ / sqrt(d_in))²)`` from a generator seeded with ``cfg.seed``, drawn in the
-        order W_E, W_in, W_out, W_U."""
+        order W_E, W_in, W_out, W_U (on the CPU, then copied to the parameters' device, so that the
+        same seed gives the same weights everywhere)."""
         g = torch.Generator().manual_seed(int(self.cfg.seed))
         for w in (self.W_E, self.W_in, self.W_out, self.W_U):
             d_in = w.shape[0]
-            w.normal_(0.0, self.cfg.init_scale / math.sqrt(d_in), generator=g)
+            w.copy_(torch.empty(w.shape, dtype=torch.float32).normal_(0.0, self.cfg.init_scale / math.sqrt(d_in), generator=g))
+
+    def run_with_cache(self, *model_args, **kwargs) -> tuple[Tensor, ActivationCache]:
+        """Logits and a TransformerLens ``ActivationCache`` of every hook (or those of
+        ``names_filter``), so that shorthand keys work as on a transformer: ``cache["post", 0]``
+        is ``cache["blocks.0.mlp.hook_post"]``, ``cache["embed"]`` is ``cache["hook_embed"]``."""
+        out, cache = super().run_with_cache(*model_args, **kwargs)
+        return out, ActivationCache(dict(cache), self, has_batch_dim=not kwargs.get("remove_batch_dim", False))
+
+    def pairs(self, inputs: Int[Tensor, "batch seq"]) -> Int[Tensor, "batch 2"]:
+        """The operand pairs of ``inputs``: (batch, 2) pairs as they are, (batch, 3) tokens
+        ``[a, b, =]`` without the ``=``; anything else is refused."""
+        if not isinstance(inputs, Tensor) or inputs.ndim != 2 or inputs.shape[-1] not in (2, 3):
+            shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
+            raise GrokinterpError(
+                f"HookedMLP expects pairs of shape (batch, 2) or tokens [a, b, =] of shape (batch, 3), got {shape}"
+            )
+        if inputs.is_floating_point():
+            raise GrokinterpError(f"HookedMLP expects integer token ids, got dtype {inputs.dtype}")
+        if inputs.shape[-1] == 3 and inputs.numel() and bool((inputs[:, 2] != self.p).any()):
+            raise GrokinterpError(f"the third token of [a, b, =] must be the = token (id {self.p})")
+        return inputs[:, :2]
 
     def forward(
-        self, inputs: Int[Tensor, "batch 2"], weights: Mapping[str, Tensor] | None = None
+        self, inputs: Int[Tensor, "batch seq"], weights: Mapping[str, Tensor] | None = None
     ) -> Float[Tensor, "batch p"]:
-        """Logits for each pair. ``weights`` optionally replaces parameters by name (the trainer
-        passes masked weights ``W * mask`` here)."""
+        """Logits for each pair, on the weights' device (the inputs are moved there). ``weights``
+        optionally replaces parameters by name (masked weights ``W * mask``, for example)."""
         w = weights or {}
         W_E = w.get("W_E", self.W_E)
-        if inputs.ndim != 2 or inputs.shape[-1] != 2:
-            raise GrokinterpError(f"HookedMLP expects pairs of shape (batch, 2), got {tuple(inputs.shape)}")
-        e_a = self.hook_embed_a(W_E[inputs[:, 0]])
-        e_b = self.hook_embed_b(W_E[inputs[:, 1]])
-        x = self.hook_embed(e_a + e_b)
-        pre = self.hook_pre(x @ w.get("W_in", self.W_in))
-        post = self.hook_post(self.act(pre))
-        out = self.hook_out(post @ w.get("W_out", self.W_out))
-        return self.hook_logits(out @ w.get("W_U", self.W_U))
+        pairs = self.pairs(inputs).to(W_E.device)  # task tensors are CPU; the weights say the device
+        embed = self.hook_embed(F.embedding(pairs, W_E))  # (batch, 2, d_embed)
+        block = self.blocks[0]
+        x = block.hook_resid_pre(reduce(embed, "batch pos d -> batch d", "sum"))
+        pre = block.mlp.hook_pre(x @ w.get("W_in", self.W_in))
+        post = block.mlp.hook_post(self.act(pre))
+        out = block.hook_resid_post(block.hook_mlp_out(post @ w.get("W_out", self.W_out)))
+        return self.unembed.hook_out(out @ w.get("W_U", self.W_U))

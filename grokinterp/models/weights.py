@@ -8,7 +8,8 @@ tensors of a HookedMLP or a transformer plus its config. It is built from a live
 from a checkpoint's tensors (``ModelWeights(config, tensors)``), so progress measures over hundreds
 of checkpoints never build a TransformerLens model.
 
-Matrices come in ``x @ W`` orientation: ``W_E`` (p, d) without the ``=`` token, ``W_in`` (d, d_mlp),
+Matrices come in ``x @ W`` orientation: ``W_E`` (p, d) without the ``=`` token (for a transformer
+with ``diff_vocab``, the first operand's embedding; ``W_E_b`` is the second's), ``W_in`` (d, d_mlp),
 ``W_out`` (d_mlp, d), ``W_U`` (d, p), ``W_L = W_out W_U`` (d_mlp, p), the neuron→logit map
 (Nanda et al. 2023). Transformer matrices are those of the last layer's MLP.
 """
@@ -30,7 +31,7 @@ from ..errors import GrokinterpError, MaskError
 from ..tasks import require_modular
 from .config import Model, ModelConfig, model_config, named_weights
 from .mlp import ACTIVATIONS, MLPConfig
-from .transformer import TransformerConfig
+from .transformer import TransformerConfig, apply_attention_rate, transformer_tokens
 
 __all__ = [
     "Activations",
@@ -131,7 +132,16 @@ class ModelWeights:
     # -------------------------------------------------------------------- matrices (x @ W)
     @cached_property
     def W_E(self) -> Float[Tensor, "p d"]:
+        """Embedding of the first operand's p tokens (the shared embedding unless ``diff_vocab``)."""
         return self.tensors["W_E"] if self.kind == "mlp" else self.tensors["embed.weight"][: self.p]
+
+    @cached_property
+    def W_E_b(self) -> Float[Tensor, "p d"]:
+        """Embedding of the second operand's p tokens: rows ``p .. 2p-1`` under ``diff_vocab``, else
+        :attr:`W_E`."""
+        if self.kind == "transformer" and self.config.diff_vocab:
+            return self.tensors["embed.weight"][self.p : 2 * self.p]
+        return self.W_E
 
     @cached_property
     def W_in(self) -> Float[Tensor, "d d_mlp"]:
@@ -326,12 +336,16 @@ def _mlp_forward(w: ModelWeights, inputs: Tensor) -> Activations:
 
 
 def _transformer_forward(w: ModelWeights, inputs: Tensor) -> Activations:
+    """The transformer's forward, answer position only in the last layer.
+
+    Per layer: ``q, k, v = x W_Q + b_Q, ...``; pattern ``A = r * softmax(q k^T / sqrt(d_head)) + (1 - r)``
+    (rate r, Zhong et al. 2023; causal models mask keys after the query, bidirectional ones none);
+    ``x += (A v) W_O + b_O``; ``x += act(x W_in + b_in) W_out + b_out``; logits ``x W_U`` at the last
+    position. No LayerNorm."""
     cfg: TransformerConfig = w.config
     T = w.tensors
     act = ACTIVATIONS[cfg.act]
-    tokens = inputs
-    if cfg.eq_token:
-        tokens = torch.cat([inputs, torch.full_like(inputs[:, :1], cfg.p)], dim=1)
+    tokens = transformer_tokens(cfg, inputs)
     n, seq = tokens.shape
     emb, pos = T["embed.weight"], T["pos_embed.weight"][:seq]
     # each layer before the last reads every position; the last one only the answer position
@@ -358,10 +372,10 @@ def _transformer_forward(w: ModelWeights, inputs: Tensor) -> Activations:
             q, k, v = lin("attn.q", x_q), lin("attn.k", x), lin("attn.v", x)
         q, k, v = (rearrange(t, "n s (h e) -> n h s e", h=heads) for t in (q, k, v))
         scores = q @ k.transpose(-1, -2) / math.sqrt(cfg.d_head)
-        if not last:
-            causal = torch.ones(seq, seq, dtype=torch.bool, device=scores.device).triu(1)
-            scores = scores.masked_fill(causal, float("-inf"))
-        pattern = scores.softmax(-1)
+        if cfg.causal and not last:  # the answer position (the last query) reads every key anyway
+            later = torch.ones(seq, seq, dtype=torch.bool, device=scores.device).triu(1)
+            scores = scores.masked_fill(later, float("-inf"))
+        pattern = apply_attention_rate(scores.softmax(-1), cfg.attn_rate, cfg.causal)
         patterns.append(pattern[:, :, -1])
         z = rearrange(pattern @ v, "n h s e -> n s (h e)")
         x_mid = x_q + lin("attn.o", z)

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping
+from typing import Sequence
+
+import warnings
 
 import torch
 from einops import rearrange
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto falls back to the text bar: quietly
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 from ..circuits import attention_summary, excluded_loss, fourier_gini, progress_measures, restricted_loss, trig_identity_check, weight_norms
 from ..errors import CheckpointError, GrokinterpError
@@ -29,44 +36,53 @@ from ..fourier import (
     resolve_basis,
 )
 from ..fourier.basis import OP_SIGNS
+from ..fourier.pairs import observed_pairs
 from ..masks import density, layer_density
 from ..metrics import grokking_times, split_scores
-from ..models import as_weights, attention_pattern, check_task, config_to_dict, grid_activations, is_model, model_config
-from ..runs import Run, load_checkpoint, load_run, read_legacy_file
-from ..runs.importers import LEGACY_SUFFIXES
+from ..models import as_weights, attention_pattern, check_task, config_to_dict, grid_activations, is_model, model_config, model_device
+from ..runs import Run, load_checkpoint, load_run
+from ..runs.importers import LEGACY_SUFFIXES, import_file
+from ..runs.layout import CONFIG
 from ..tasks import ModularArithmetic
 from ..tickets import mask_frequency_alignment, mask_trajectory
+from .compare import Comparison
 from .report import Report, clean, floats
+from .views import fourier_views
 
-__all__ = ["Report", "analyze"]
+__all__ = ["Report", "analyze", "analyze_runs", "run_folders"]
 
 METHODS = ("logit", "embed", "neuron")
 
 
 # ------------------------------------------------------------------------------ input handling
 def _resolve(x, task: ModularArithmetic | None):
-    """(model, task, run or None, source, parent)."""
+    """(model, task, run or None, source, parent, split note): the note says why the task or its
+    split is assumed (``None`` when it is the one the source records or the caller gave)."""
     if isinstance(x, (str, Path)):
         path = Path(x)
         if not path.exists():
             raise CheckpointError(f"{path}: no such file or run directory")
         if path.is_dir():
             run = load_run(path)
-            return run.model_at(), task or run.task, run, str(path), run.config.get("parent")
-        if path.suffix in LEGACY_SUFFIXES:
-            obj = read_legacy_file(path)
-            if isinstance(obj, Mapping) and obj.get("checkpoints"):
-                run = load_run(path)
-                return run.model_at(), task or run.task, run, str(path), None
+            return run.model_at(), task or run.task, run, str(path), run.config.get("parent"), _run_note(run, task)
+        if path.suffix in LEGACY_SUFFIXES and import_file(path).checkpoints:
+            run = load_run(path)
+            return run.model_at(), task or run.task, run, str(path), None, _run_note(run, task)
         model, info = load_checkpoint(path, task)
-        return model, info.get("task"), None, str(path), None
+        return model, info.get("task"), None, str(path), None, info["split"] if info.get("task_assumed") else None
     if isinstance(x, Run):
-        return x.model_at(), task or x.task, x, str(x.path), x.config.get("parent")
+        return x.model_at(), task or x.task, x, str(x.path), x.config.get("parent"), _run_note(x, task)
     if not is_model(x):
         raise GrokinterpError(
             f"analyze expects a run directory, a checkpoint file or a grokinterp model; got {type(x).__name__}"
         )
-    return x, task, None, f"<{type(x).__name__} object>", None
+    return x, task, None, f"<{type(x).__name__} object>", None, None
+
+
+def _run_note(run: Run, task) -> str | None:
+    if task is None and run.config.get("task_assumed"):
+        return run.config.get("split") or "assumed: the run records no split"
+    return None
 
 
 # ----------------------------------------------------------------------------- the analysis
@@ -79,9 +95,11 @@ def analyze(
     n_random_masks: int = 100,
     n_grid_neurons: int = 4,
     trajectory_prune_ratio: float = 0.6,
-) -> Report:
+) -> Report | Comparison:
     """Analyse a run directory, a checkpoint file, a legacy ``.pth`` or a model (optionally with its
     task; without one, addition over all pairs with a 30 % split is assumed and the report says so).
+    A folder without ``config.json`` whose sub-folders are run directories (a sweep's ``out_dir``)
+    gives a :class:`Comparison` of those runs (see :func:`analyze_runs`).
 
     Computes: accuracy and loss; key frequencies by every method with the spectra behind them; neuron
     clusters; trig-identity fits; restricted / excluded loss; Gini; weight norms; Fourier entropy;
@@ -89,13 +107,19 @@ def analyze(
     the mask-vs-frequency alignment; for runs t_mem / t_gen / tau_grok and (``progress=True``) the
     progress measures over the checkpoints (every ``progress_every``-th epoch, default all), with, for
     dense runs, the Jaccard distance between the magnitude masks (removing
-    ``trajectory_prune_ratio``) of consecutive measured checkpoints.
+    ``trajectory_prune_ratio``) of consecutive measured checkpoints; a progress bar (terminal or
+    Jupyter) counts the checkpoints. ``progress=False`` skips both.
     """
-    model, task, run, source, parent = _resolve(x, task)
+    if isinstance(x, (str, Path)) and Path(x).is_dir() and not (Path(x) / CONFIG).exists() and run_folders(x):
+        return analyze_runs(run_folders(x), task=task, progress=progress, progress_every=progress_every,
+                            n_random_masks=n_random_masks, n_grid_neurons=n_grid_neurons,
+                            trajectory_prune_ratio=trajectory_prune_ratio, source=str(x))
+    model, task, run, source, parent, task_note = _resolve(x, task)
     cfg = model_config(model)
-    assumed = task is None
-    if assumed:
+    if task is None:
         task = ModularArithmetic(cfg.p, "add", "all", 0.3)
+        task_note = task_note or "assumed: no task given or recorded (addition over all pairs, grokinterp's seed-0 30 % split)"
+    assumed = task_note is not None
     try:
         check_task(model, task)
     except GrokinterpError as e:
@@ -110,7 +134,8 @@ def analyze(
     grid_index = task.all_pairs[:, 0] * task.p + task.all_pairs[:, 1]
     for split in ("train", "test"):
         idx = task.train_indices if split == "train" else task.test_indices
-        metrics[f"{split}_loss"], metrics[f"{split}_acc"] = split_scores(task, acts.logits[grid_index[idx]], task.labels(split))
+        logits = acts.logits[grid_index[idx].to(acts.logits.device)]  # the task's tensors are CPU, the model's may not be
+        metrics[f"{split}_loss"], metrics[f"{split}_acc"] = split_scores(task, logits, task.labels(split).to(logits.device))
 
     keys = {m: key_frequencies(w, task, method=m) for m in METHODS}
     freqs = keys["logit"]
@@ -121,8 +146,8 @@ def analyze(
     spectra = {
         "labels": [f"{k}" for k in range(n_freq)],
         "embedding": floats(embedding_spectrum(w, task)),
-        "embedding_cos": floats(torch.stack([row_norm[r[0]] if (r := B.rows_of(k)) else torch.tensor(0.0) for k in range(1, n_freq)])),
-        "embedding_sin": floats(torch.stack([row_norm[r[1]] if len(r := B.rows_of(k)) > 1 else torch.tensor(0.0) for k in range(1, n_freq)])),
+        "embedding_cos": floats(torch.stack([row_norm[r[0]] if (r := B.rows_of(k)) else row_norm.new_zeros(()) for k in range(1, n_freq)])),
+        "embedding_sin": floats(torch.stack([row_norm[r[1]] if len(r := B.rows_of(k)) > 1 else row_norm.new_zeros(()) for k in range(1, n_freq)])),
         "logit": floats(neuron_logit_spectrum(w, task).square().sum(1).sqrt()),
         "neuron_input": floats(neuron_input_spectrum(w, task).square().sum(1).sqrt()),
     }
@@ -143,12 +168,17 @@ def analyze(
     if len(chosen) < n_grid_neurons:
         rest = [i for i in torch.argsort(nf.variance, descending=True).tolist() if i not in chosen]
         chosen += rest[: n_grid_neurons - len(chosen)]
-    post = rearrange(acts.post, "(a b) m -> m a b", a=task.p)
+    observed = observed_pairs(B, task)
+    outside = torch.ones(task.p * task.p, dtype=torch.bool, device=acts.post.device)
+    outside[grid_index.to(outside.device)] = False  # pairs outside the task: shown blank, left out of fits
+    post = rearrange(acts.post.masked_fill(outside[:, None], float("nan")), "(a b) m -> m a b", a=task.p)
     grids = {"neurons": chosen, "activations": [floats(post[i], 4) for i in chosen]}
 
-    logit_grid = rearrange(acts.logits.double(), "(a b) c -> a b c", a=task.p)
-    logit_grid = logit_grid - logit_grid.mean(dim=(0, 1), keepdim=True)
-    spec2d = fft2d(logit_grid, B).norm(dim=-1)
+    spec2d = []  # the 2D spectrum needs every pair: left empty for a task with part of the grid
+    if observed.full:
+        logit_grid = rearrange(acts.logits.double(), "(a b) c -> a b c", a=task.p)
+        logit_grid = logit_grid - logit_grid.mean(dim=(0, 1), keepdim=True)
+        spec2d = fft2d(logit_grid, B).norm(dim=-1)
 
     gini = fourier_gini(w, task)
     norms = weight_norms(w)
@@ -157,6 +187,7 @@ def analyze(
         model=config_to_dict(cfg),
         task=task.to_dict(),
         task_assumed=assumed,
+        task_note=task_note,
         basis=B.kind,
         metrics=metrics,
         key_frequencies=keys,
@@ -168,6 +199,7 @@ def analyze(
         logit_spectrum_2d=floats(spec2d, 4),
         neuron_grids=grids,
         parent=parent,
+        views=fourier_views(w, B, nf, acts.post, chosen),
     )
     if circuit and freqs:
         check = trig_identity_check(w, task, freqs=freqs)
@@ -200,7 +232,7 @@ def analyze(
 def _attention_section(model, w, task) -> dict:
     summary = attention_summary(w, task)
     examples = task.test_inputs[:1] if len(task.test_inputs) else task.train_inputs[:1]
-    pattern = attention_pattern(model, examples)[0]
+    pattern = attention_pattern(model, examples.to(model_device(model)))[0]
     a, b = examples[0].tolist()
     tokens = [str(a), str(b)] + (["="] if model_config(model).eq_token else [])
     return {
@@ -208,7 +240,7 @@ def _attention_section(model, w, task) -> dict:
         "mean": floats(summary.mean, 4),
         "frequency": summary.frequency.tolist(),
         "fraction": floats(summary.fraction, 4),
-        "to_a_mean": floats(summary.to_a.mean((1, 2)), 4),
+        "to_a_mean": floats(summary.to_a.nanmean((1, 2)), 4),  # NaN marks pairs outside the task
         "example": {"tokens": tokens, "pattern": floats(pattern, 4)},
     }
 
@@ -230,15 +262,68 @@ def _mask_section(model, w, mask, freqs, n_random) -> dict:
 def _progress_section(run: Run, task, every, mask, prune_ratio: float) -> list[dict]:
     frame = progress_measures(run, every=every, task=task, per_frequency=False)
     epochs = [int(e) for e in frame["epoch"].tolist()]
-    entropy = []
-    for epoch in epochs:
+    entropy, embed_spec, logit_spec = [], [], []
+    for epoch in tqdm(epochs, desc=f"analyze {Path(run.path).name}", unit="ckpt", leave=True):
+        w = run.model_weights(epoch)
+        embed_spec.append(floats(embedding_spectrum(w, task), 4))
+        logit_spec.append(floats(neuron_logit_spectrum(w, task).square().sum(1).sqrt(), 4))
         try:
-            entropy.append(fourier_entropy(run.model_weights(epoch), "in", task=task))
+            entropy.append(fourier_entropy(w, "in", task=task))
         except GrokinterpError:
             entropy.append(None)
     frame["fourier_entropy"] = entropy
+    frame["embedding_spectrum"] = embed_spec
+    frame["logit_spectrum"] = logit_spec
     if mask is None and len(epochs) > 1:
         trajectory = mask_trajectory(run, prune_ratio, epochs=epochs)
         frame["jaccard_prev"] = [None] + trajectory["jaccard"].tolist()
     frame = frame.drop(columns=[c for c in frame.columns if c == "key_freqs"])
     return clean(frame.to_dict("records"))
+
+
+# ------------------------------------------------------------------------------- several runs
+def run_folders(folder: str | Path) -> list[Path]:
+    """The sub-folders of ``folder`` that are run directories (hold ``config.json``), by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted((d for d in folder.iterdir() if d.is_dir() and (d / CONFIG).exists()), key=lambda d: d.name)
+
+
+def analyze_runs(
+    paths_or_reports: Sequence,
+    names: Sequence[str] | None = None,
+    *,
+    task: ModularArithmetic | None = None,
+    source: str = "",
+    **kwargs,
+) -> Comparison:
+    """Analyse several runs (run directories, checkpoints, models, or existing :class:`Report`
+    objects, mixed freely) for one report comparing them: a :class:`Comparison` whose
+    ``to_html(path)`` shows every run's curves on one shared epoch axis, aligned spectra and
+    progress measures, a checkpoint slider and one summary table. A sweep folder (sub-folders that
+    are runs) may be passed as the only item. ``names`` default to the folder / file names;
+    ``kwargs`` go to :func:`analyze`."""
+    items = list(paths_or_reports) if not isinstance(paths_or_reports, (str, Path)) else [paths_or_reports]
+    if len(items) == 1 and isinstance(items[0], (str, Path)) and not (Path(items[0]) / CONFIG).exists() and run_folders(items[0]):
+        source = source or str(items[0])
+        items = run_folders(items[0])
+    if not items:
+        raise GrokinterpError("analyze_runs needs at least one run directory, checkpoint, model or report")
+    if names is not None and len(list(names)) != len(items):
+        raise GrokinterpError(f"analyze_runs got {len(items)} runs but {len(list(names))} names; give one name per run")
+    reports = []
+    for item in tqdm(items, desc="analyze runs", unit="run", leave=True, disable=not kwargs.get("progress", True) or len(items) < 2):
+        if isinstance(item, Report):
+            reports.append(item)
+            continue
+        report = analyze(item, task, **kwargs)
+        if isinstance(report, Comparison):
+            raise GrokinterpError(f"{item}: a folder of runs cannot be one run of a comparison; pass its runs instead")
+        reports.append(report)
+    if names is None:
+        names = [Path(r.source).name if isinstance(i, (str, Path)) else (Path(r.source).name or f"run {k}")
+                 for k, (i, r) in enumerate(zip(items, reports))]
+        if len(set(names)) != len(names):
+            names = [f"{k}: {n}" for k, n in enumerate(names)]
+    return Comparison(reports, list(names), source)

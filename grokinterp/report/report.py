@@ -15,6 +15,7 @@ from torch import Tensor
 from ..errors import CheckpointError, GrokinterpError
 from ..safeio import atomic_write_text
 from .figures import report_figures, report_html
+from .html import PlotlyJS
 
 __all__ = ["Report", "clean", "floats"]
 
@@ -56,7 +57,12 @@ class Report:
 
     Sections that do not apply are ``None`` (``attention`` for the MLP, ``mask`` for dense runs,
     ``times`` / ``history`` / ``progress`` without a run directory, the circuit sections for ops with
-    no Fourier circuit).
+    no Fourier circuit). ``task_assumed`` is True when the task or its train/test split is a guess
+    (nothing given or recorded says how the split was made), and ``task_note`` then says why; the
+    "train" numbers are then those of the guessed split. ``logit_spectrum_2d`` is empty for a task with
+    part of the (a, b) grid (``pairs="a>b"`` ...): the 2D spectrum needs every pair. ``views`` holds the matrices of the weight figures (W_E, W_L and the
+    neuron-input map in the Fourier basis, per-neuron 2D spectra, W_L per cluster, the SVD of W_E;
+    see :mod:`grokinterp.report.views`); reports written before it existed read back without it.
     """
 
     source: str
@@ -82,6 +88,8 @@ class Report:
     history: Optional[list] = None
     progress: Optional[list] = None
     parent: Optional[dict] = None
+    task_note: Optional[str] = None
+    views: Optional[dict] = None
 
     # ------------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
@@ -124,6 +132,7 @@ class Report:
             f"source: {self.source}",
             f"model: {m['kind']} (p={m['p']}); task: {t['op']} mod {t['p']}, pairs {t['pairs']}"
             + (" (assumed)" if self.task_assumed else ""),
+            *([f"task {self.task_note}; train / test numbers use that split"] if self.task_assumed and self.task_note else []),
             "accuracy: train {train_acc:.4f}, test {test_acc:.4f}; loss: train {train_loss:.3g}, test {test_loss:.3g}".format(
                 **self.metrics
             ),
@@ -139,6 +148,8 @@ class Report:
             f"neurons in a frequency cluster: {n['n_clustered']} of {n['n_neurons']} "
             f"(fraction >= {n['threshold']}); Fourier entropy in {self.fourier_entropy['in']:.3f}"
         )
+        if not self.logit_spectrum_2d:
+            lines.append(f"2D logit spectrum: not computed (it needs every pair; the task has pairs {t['pairs']})")
         if self.times is not None:
             tau = self.times["tau_grok"]
             lines.append(
@@ -153,6 +164,12 @@ class Report:
         """Named plotly figures built from the report's data."""
         return report_figures(self)
 
-    def to_html(self, path: str | Path, title: str | None = None) -> Path:
-        """One self-contained HTML file (plotly.js inline once, circuitsvis from its bundle)."""
-        return report_html([self], path, title or f"grokinterp report: {Path(self.source).name}")
+    def to_html(self, path: str | Path, title: str | None = None, plotlyjs: PlotlyJS = "inline") -> Path:
+        """One HTML file that opens offline (circuitsvis from its bundle). ``plotlyjs="inline"``
+        (default) puts plotly.js in the file; ``"directory"`` writes ``plotly.min.js`` once next to it
+        and references it relatively (for a folder of reports)."""
+        if title is None:
+            title = f"grokinterp report: {Path(self.source).name}"
+            if self.task_assumed:
+                title += f" (task {self.task_note or 'assumed'})"
+        return report_html([self], path, title, plotlyjs=plotlyjs)

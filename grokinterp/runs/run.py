@@ -9,7 +9,6 @@ run's mask applied) without building one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional
@@ -24,7 +23,7 @@ from ..safeio import read_json, read_safetensors
 from ..tasks import Task, task_from_dict
 from .importers import LEGACY_SUFFIXES, load_legacy, load_legacy_run
 from .layout import RunPaths
-from .spec import spec_key
+from .spec import check_key, spec_key
 from .store import load_weights, read_metrics
 
 __all__ = ["Run", "as_run", "load_checkpoint", "load_run"]
@@ -107,6 +106,9 @@ def load_run(path: str | Path) -> Run:
         raise CheckpointError(f"{path}: is a file; expected a run directory (or use load_checkpoint)")
     paths = RunPaths(path)
     config = read_json(paths.config)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{paths.config}: holds a {type(config).__name__}, expected a run record (a JSON object)")
+    check_key(paths.config, config)  # an edited record would describe a run that was never trained
     try:
         model_cfg = config_from_dict(config["model"])
         task = task_from_dict(config["task"])
@@ -120,43 +122,21 @@ def load_run(path: str | Path) -> Run:
     return Run(path, config, task, model_cfg, read_metrics(paths.metrics), paths.checkpoint_epochs(), mask, weights_at)
 
 
-def _meta_json(meta: Mapping[str, str], key: str, path: Path):
-    try:
-        return json.loads(meta[key])
-    except (KeyError, json.JSONDecodeError):
-        raise CheckpointError(f"{path}: checkpoint metadata lacks a valid {key!r} entry") from None
-
-
 def load_checkpoint(path: str | Path, task: Task | None = None) -> tuple[Model, dict]:
-    """Load one checkpoint file into a fresh model: grokinterp's own ``.safetensors``, or a legacy
-    ``.pth`` / ``.pt`` (TransformerLens HookedTransformer state dict, or the progress-measures
-    paper's layout), read with ``weights_only=True``.
+    """Load one checkpoint file into a fresh model, through the importer registry
+    (:mod:`grokinterp.runs.importers`): grokinterp's own ``.safetensors``, a TransformerLens
+    HookedTransformer state dict or grokking-demo ``.pth``, the progress-measures paper's files,
+    ARENA's saved runs (the last state dict) or a clock-vs-pizza ``model_<id>.pt`` with its
+    ``config_<id>.json``. Legacy files are read with ``torch.load(weights_only=True,
+    map_location="cpu")``; a file of no declared layout, or with an option grokinterp does not
+    implement, raises :class:`CheckpointError` saying what was found and what is supported.
 
-    Returns ``(model, info)``; ``info`` has ``format``, ``epoch`` (if known) and ``task`` (a task
-    when the file records one or ``task`` is given, else ``None``).
+    Returns ``(model, info)``; ``info`` has ``format`` ("grokinterp" or "legacy"), ``layout``,
+    ``epoch`` (if known), ``task`` (the task the file records, rebuilt with its real split when the
+    file says how it was made; ``task`` given here replaces it), ``task_assumed`` (True when the
+    task or its split is a guess), ``split`` (how the split was obtained, in words), ``notes``.
     """
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: file not found")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory; use load_run for run directories")
-    if path.suffix in LEGACY_SUFFIXES:
-        model, info = load_legacy(path)
-        if task is not None:
-            info["task"] = task
-        return model, info
-    tensors, meta = read_safetensors(path)
-    if meta.get("grokinterp_kind") != "checkpoint":
-        raise CheckpointError(
-            f"{path}: not a grokinterp checkpoint (metadata kind {meta.get('grokinterp_kind')!r}); expected a file "
-            "written by grokinterp.save_checkpoint or train()"
-        )
-    try:
-        cfg = config_from_dict(_meta_json(meta, "model", path))
-    except GrokinterpError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    model = load_weights(build_model(cfg), tensors, path)
-    if task is None and "task" in meta:
-        task = task_from_dict(_meta_json(meta, "task", path))
-    epoch = int(meta["epoch"]) if "epoch" in meta else None
-    return model, {"format": "grokinterp", "epoch": epoch, "task": task, "path": str(path)}
+    model, info = load_legacy(path)
+    if task is not None:
+        info.update(task=task, task_assumed=False, split="given by the caller")
+    return model, info

@@ -3,12 +3,13 @@
 from typing import Mapping
 
 from ..errors import GrokinterpError
-from .modular import OPS, ModularArithmetic, is_prime
+from .modular import OPS, SPLIT_RULES, ModularArithmetic, is_prime
 from .protocol import SPLITS, Split, Task, check_split, is_task, kind_of, require_modular
 
 __all__ = [
     "OPS",
     "SPLITS",
+    "SPLIT_RULES",
     "TASKS",
     "ModularArithmetic",
     "Split",

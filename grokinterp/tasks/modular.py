@@ -9,6 +9,7 @@ gives both token layouts for code that wants them directly.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Callable, ClassVar, Literal, Optional
@@ -17,6 +18,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from ..checks import check_seed
 from ..errors import GrokinterpError
 from .protocol import Split, check_split
 
@@ -49,11 +51,15 @@ OPS: dict[str, tuple[Callable[[Tensor, Tensor, int], Tensor], bool, bool]] = {
 }
 
 PairSet = Literal["all", "a>b", "a>=b"]
+MAX_P = 2048  # 4.2 million pairs; a model's logits over the grid are p³ numbers (8.6e9 at this p)
+SplitRule = Literal["permutation", "python_shuffle", "torch_randperm"]
+#: The seeded split conventions by name (see :class:`ModularArithmetic`).
+SPLIT_RULES = ("permutation", "python_shuffle", "torch_randperm")
 
 
 @dataclass(frozen=True)
 class ModularArithmetic:
-    """``op(a, b) mod p`` over a set of pairs, split into train and test by a seeded permutation.
+    """``op(a, b) mod p`` over a set of pairs, split into train and test by a seeded rule.
 
     Args:
         p: modulus (``mul`` and ``div`` need a prime p).
@@ -66,6 +72,21 @@ class ModularArithmetic:
         seed: seed of the split permutation (independent of any model seed).
         train_index: optional explicit train split, indices into ``all_pairs`` (for runs imported
             from elsewhere); then ``frac_train`` and ``seed`` do not choose the split.
+        split: the rule that turns ``seed`` and ``frac_train`` into the split; the pairs are numbered
+            a-major (index ``i`` is ``all_pairs[i]``), ordered by the rule, and the first
+            ``n_train = floor(frac_train * n)`` are the train split:
+
+            * ``"permutation"`` (default, grokinterp's own): ``torch.randperm(n)`` drawn from a
+              ``torch.Generator`` seeded with ``seed``;
+            * ``"python_shuffle"``: Python's ``random.seed(seed); random.shuffle(pairs)`` (the
+              progress-measures authors' runs, Nanda et al. 2023), computed with a private
+              ``random.Random(seed)`` so the global random state is left alone;
+            * ``"torch_randperm"``: ``torch.manual_seed(seed); torch.randperm(n)`` (TransformerLens's
+              grokking demo). On the CPU this is the same permutation as ``"permutation"``; the name
+              records where an imported split came from.
+
+            Recorded in ``to_dict`` only when not the default, so existing task dicts (and run keys)
+            do not change.
 
     Pairs are ordered a-major (``a`` then ``b`` ascending) before the permutation, so
     ``grid_inputs`` row ``a * p + b`` is the pair ``(a, b)``.
@@ -80,10 +101,22 @@ class ModularArithmetic:
     frac_train: float = 0.3
     seed: int = 0
     train_index: Optional[tuple[int, ...]] = field(default=None, repr=False)
+    split: SplitRule = "permutation"
 
     def __post_init__(self) -> None:
         if not isinstance(self.p, int) or isinstance(self.p, bool) or self.p < 2:
             raise GrokinterpError(f"p must be an integer >= 2, got {self.p!r}")
+        if self.p > MAX_P:
+            gb = 24 * self.p**2 / 1e9  # the pairs (2 int64 each) and a label per pair, before any model
+            raise GrokinterpError(
+                f"p={self.p} is too large: its {self.p**2:,} pairs alone would need {gb:,.1f} GB (and a "
+                f"p x p x p grid of logits far more); grokinterp takes p <= {MAX_P}"
+            )
+        check_seed("seed", self.seed)
+        if isinstance(self.frac_train, bool) or not isinstance(self.frac_train, (int, float)):
+            raise GrokinterpError(f"frac_train must be a number in (0, 1), got {self.frac_train!r}")
+        if not isinstance(self.op, str) or not isinstance(self.pairs, str):
+            raise GrokinterpError(f"op and pairs must be names, got {self.op!r} and {self.pairs!r}")
         if self.op not in OPS:
             raise GrokinterpError(f"unknown op {self.op!r}; expected one of {sorted(OPS)}")
         if OPS[self.op][1] and not is_prime(self.p):
@@ -92,6 +125,8 @@ class ModularArithmetic:
             )
         if self.pairs not in ("all", "a>b", "a>=b"):
             raise GrokinterpError(f"pairs must be 'all', 'a>b' or 'a>=b', got {self.pairs!r}")
+        if self.split not in SPLIT_RULES:
+            raise GrokinterpError(f"split must be one of {list(SPLIT_RULES)}, got {self.split!r}")
         if not 0.0 < float(self.frac_train) < 1.0:
             raise GrokinterpError(f"frac_train must lie in (0, 1), got {self.frac_train!r}")
         if self.train_index is not None:
@@ -146,9 +181,18 @@ class ModularArithmetic:
             is_train = torch.zeros(self.n_pairs, dtype=torch.bool)
             is_train[list(self.train_index)] = True
             return is_train.nonzero()[:, 0], (~is_train).nonzero()[:, 0]
-        g = torch.Generator().manual_seed(int(self.seed))
-        perm = torch.randperm(self.n_pairs, generator=g)
+        perm = self.split_order()
         return perm[: self.n_train].sort().values, perm[self.n_train :].sort().values
+
+    def split_order(self) -> Int[Tensor, " n"]:
+        """The pair indices in the order the ``split`` rule puts them (train = the first ``n_train``)."""
+        n = self.n_pairs
+        if self.split == "python_shuffle":
+            order = list(range(n))
+            random.Random(int(self.seed)).shuffle(order)  # = random.seed(seed); random.shuffle(order)
+            return torch.tensor(order, dtype=torch.long)
+        # "permutation" and "torch_randperm": a CPU generator seeded like torch.manual_seed(seed)
+        return torch.randperm(n, generator=torch.Generator().manual_seed(int(self.seed)))
 
     @cached_property
     def train_indices(self) -> Int[Tensor, " n_train"]:
@@ -207,11 +251,13 @@ class ModularArithmetic:
             del d["train_index"]
         else:
             d["train_index"] = list(self.train_index)
+        if self.split == "permutation":
+            del d["split"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModularArithmetic":
-        known = {"p", "op", "pairs", "frac_train", "seed", "train_index"}
+        known = {"p", "op", "pairs", "frac_train", "seed", "train_index", "split"}
         unknown = set(d) - known
         if unknown:
             raise GrokinterpError(f"unknown task fields {sorted(unknown)}; expected {sorted(known)}")

@@ -52,14 +52,14 @@ from ..runs import Run, RunWriter, as_run, load_weights
 from ..safeio import read_safetensors
 from ..runs.layout import RunPaths
 from ..tasks import Task
-from ..training import Schedule, check_betas, check_count, check_rate, train
+from ..checks import check_betas, check_rate, check_seed
+from ..training import Schedule, train
 from .nets import Include, as_net, resolve_include
 from .select import check_prune_ratio, n_keep, top_k_flat
 
 __all__ = ["EdgePopupConfig", "EdgePopupLearner", "EdgePopupResult", "edge_popup", "edge_popup_mask", "load_scores"]
 
 SCORES = "scores"  # the per-checkpoint state folder of an edge-popup run
-MAX_SEED = 2**63 - 1
 SCORE_INITS = ("uniform", "kaiming_uniform", "magnitude")
 
 
@@ -96,9 +96,7 @@ class EdgePopupConfig(Schedule):
             check_rate(name, getattr(self, name), positive=False)
         for name in ("score_betas", "weight_betas"):
             object.__setattr__(self, name, check_betas(name, getattr(self, name)))
-        check_count("seed", self.seed)
-        if self.seed > MAX_SEED:
-            raise GrokinterpError(f"seed must be at most {MAX_SEED} (a 64-bit seed), got {self.seed}")
+        check_seed("seed", self.seed)
 
     def train_dict(self) -> dict:
         """The fields a :class:`~grokinterp.training.TrainConfig` reads (for readers of the run)."""

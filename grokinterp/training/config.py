@@ -3,37 +3,13 @@ identity, :mod:`grokinterp.runs.spec`)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Mapping, Optional
 
+from ..checks import check_betas, check_count, check_flag, check_rate
 from ..errors import GrokinterpError
 
-__all__ = ["Schedule", "TrainConfig", "check_betas", "check_count", "check_rate"]
-
-
-def check_rate(name: str, value, *, positive: bool) -> None:
-    """A finite number, > 0 (``positive``) or >= 0."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        raise GrokinterpError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-
-
-def check_count(name: str, value, *, minimum: int = 0) -> None:
-    """A whole number (not a bool, not a float) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise GrokinterpError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-
-
-def check_betas(name: str, betas) -> tuple[float, float]:
-    """AdamW's ``(beta1, beta2)``: two numbers in [0, 1)."""
-    try:
-        ok = len(betas) == 2 and all(not isinstance(b, bool) and 0 <= b < 1 for b in betas)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise GrokinterpError(f"{name} must be two numbers in [0, 1), got {betas!r}")
-    return tuple(float(b) for b in betas)
+__all__ = ["Schedule", "TrainConfig"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +39,7 @@ class Schedule:
         stop = self.stop_at_test_acc
         if stop is not None and (isinstance(stop, bool) or not isinstance(stop, (int, float)) or not 0 <= stop <= 1):
             raise GrokinterpError(f"stop_at_test_acc must be None or an accuracy in [0, 1], got {stop!r}")
-        if not isinstance(self.progress, bool):
-            raise GrokinterpError(f"progress must be True or False, got {self.progress!r}")
+        check_flag("progress", self.progress)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

@@ -36,12 +36,12 @@ def cross_entropy_f64(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -
     """Mean cross-entropy ``-mean_i log softmax(logits_i)[labels_i]`` with the log-softmax taken in
     float64 (small losses after grokking are below float32 resolution)."""
     logp = logits.to(torch.float64).log_softmax(dim=-1)
-    return -logp.gather(-1, labels[:, None]).mean()
+    return -logp.gather(-1, labels.to(logp.device)[:, None]).mean()
 
 
 def accuracy(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -> float:
     """Fraction of rows whose largest logit is the label."""
-    return float((logits.argmax(-1) == labels).double().mean())
+    return float((logits.argmax(-1) == labels.to(logits.device)).double().mean())
 
 
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross_entropy": cross_entropy_f64}

@@ -66,11 +66,11 @@ def build(tmp_path_factory) -> Build:
 
 
 # ------------------------------------------------------------------------------- the notebooks
-def test_seven_notebooks_committed_clean_with_parameters():
+def test_the_notebooks_are_committed_clean_with_parameters():
     import nbformat
 
     assert NOTEBOOKS == ["01_grokking", "02_tickets", "03_controls", "04_structure", "05_periodic_structure",
-                         "06_circuit", "07_multiplication"]
+                         "06_circuit", "07_multiplication", "08_clock_or_pizza"]
     for name in NOTEBOOKS:
         nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
         nbformat.validate(nb)

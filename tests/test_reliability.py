@@ -302,3 +302,25 @@ def test_transformer_configs_refuse_non_finite_init_and_large_seeds():
     for kwargs in (dict(init_scale=float("inf")), dict(init_scale=float("nan")), dict(seed=2**63), dict(pos_embed=1)):
         with pytest.raises(gi.GrokinterpError):
             gi.TransformerConfig(p=7, **kwargs)
+
+
+_CONSTRUCTORS = {
+    "task": (lambda **kw: gi.ModularArithmetic(**{"p": 7, **kw}), ["p", "op", "pairs", "frac_train", "seed", "split"]),
+    "mlp": (lambda **kw: gi.MLPConfig(**{"p": 7, **kw}), ["p", "d_embed", "d_hidden", "act", "init_scale", "seed"]),
+    "transformer": (lambda **kw: gi.TransformerConfig(**{"p": 7, **kw}),
+                    ["p", "n_layers", "n_heads", "d_model", "d_head", "d_mlp", "act", "eq_token", "pos_embed",
+                     "init_scale", "seed", "attn_rate", "attention_dir", "diff_vocab"]),
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(kind=st.sampled_from(sorted(_CONSTRUCTORS)), data=st.data(), value=_values)
+def test_tasks_and_model_configs_take_a_value_or_say_what_was_wrong(kind, data, value):
+    build, names = _CONSTRUCTORS[kind]
+    field = data.draw(st.sampled_from(names))
+    if isinstance(value, int) and not isinstance(value, bool) and field in ("p", "d_embed", "d_hidden", "d_model", "d_mlp"):
+        value = min(value, 64)  # a valid size is built for real: keep it small
+    try:
+        build(**{field: value})
+    except gi.GrokinterpError as e:
+        assert field.split("_")[0] in str(e) or "p=" in str(e) or "split" in str(e), (field, value, str(e))

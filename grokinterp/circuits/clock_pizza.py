@@ -55,6 +55,7 @@ __all__ = [
     "distance_irrelevance",
     "pizza_template",
     "clock_template",
+    "correct_logit_by_distance",
     "template_fve",
 ]
 
@@ -87,19 +88,26 @@ def _grid_logits(source: Source, task, what: str) -> Float[Tensor, "p p c"]:
     return rearrange(grid_activations(w).logits.double(), "(a b) c -> a b c", a=w.p)
 
 
+def correct_logit_by_distance(source: Source, task=None) -> Float[Tensor, "p p"]:
+    """The correct-answer logit ``logit_{(a+b) mod p}(a, b)`` arranged ``[d, s]`` by the distance
+    ``d = (a - b) mod p`` (rows) and the sum ``s = (a + b) mod p`` (columns), of a model or of its
+    grid logits ``[a, b, c]`` (for odd p each (d, s) is one pair)."""
+    L = _grid_logits(source, task, "the correct logit by sum and distance")
+    p = L.shape[0]
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    out = torch.empty(p, p, dtype=torch.float64)
+    out[(a - b) % p, (a + b) % p] = L[a, b, (a + b) % p]
+    return out
+
+
 def distance_irrelevance(source: Source, task=None) -> float:
     """``q = mean_d std_s L(s, d) / std L`` of the correct-answer logit (see the module docstring),
     of a model or of its grid logits ``[a, b, c]``."""
-    L = _grid_logits(source, task, "distance irrelevance")
-    p = L.shape[0]
-    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    correct = L[a, b, (a + b) % p]  # (a, b)
-    by_sd = torch.empty(p, p, dtype=torch.float64)  # [d, s]
-    by_sd[(a - b) % p, (a + b) % p] = correct
-    total = correct.std(unbiased=False)
+    by_ds = correct_logit_by_distance(source, task)
+    total = by_ds.std(unbiased=False)
     if float(total) == 0.0:
         raise GrokinterpError("the correct-answer logit is constant over the grid: distance irrelevance is 0/0")
-    return float(by_sd.std(dim=1, unbiased=False).mean() / total)
+    return float(by_ds.std(dim=1, unbiased=False).mean() / total)
 
 
 def circularity(model: ModelLike, n_components: int = 4) -> float:

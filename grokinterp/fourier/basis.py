@@ -238,8 +238,8 @@ def fft1d(x: Float[Tensor, "... p"], basis: BasisLike = None, dim: int = -1) -> 
     if x.ndim == 0:
         raise GrokinterpError("fft1d needs at least one dimension")
     B = _resolve(basis, x.shape[dim])
-    x = x.movedim(dim, -1).index_select(-1, B.tokens)
-    return (x @ B.matrix.to(x.dtype).T).movedim(-1, dim)
+    x = x.movedim(dim, -1).index_select(-1, B.tokens.to(x.device))
+    return (x @ B.matrix.to(x).T).movedim(-1, dim)
 
 
 def ifft1d(c: Float[Tensor, "... n"], basis: BasisLike = None, dim: int = -1) -> Float[Tensor, "... p"]:
@@ -254,7 +254,7 @@ def ifft1d(c: Float[Tensor, "... n"], basis: BasisLike = None, dim: int = -1) ->
     if c.shape[dim] != B.n:
         raise GrokinterpError(f"ifft1d expects {B.n} components along dim {dim}, got {c.shape[dim]}")
     c = c.movedim(dim, -1)
-    values = c @ B.matrix.to(c.dtype)
+    values = c @ B.matrix.to(c)
     out = values.new_zeros(*values.shape[:-1], B.p)
     out[..., B.tokens] = values
     return out.movedim(-1, dim)
@@ -267,8 +267,8 @@ def fft2d(x: Float[Tensor, "p p *rest"], basis: BasisLike = None) -> Float[Tenso
     if x.ndim < 2 or x.shape[0] != x.shape[1]:
         raise GrokinterpError(f"fft2d expects a square grid (p, p, ...), got shape {tuple(x.shape)}")
     B = _resolve(basis, x.shape[0])
-    x = x.index_select(0, B.tokens).index_select(1, B.tokens)
-    F = B.matrix.to(x.dtype)
+    x = x.index_select(0, B.tokens.to(x.device)).index_select(1, B.tokens.to(x.device))
+    F = B.matrix.to(x)
     # two contractions in a row: a three-operand einsum may form the (p, p, p, p) outer product first
     return einsum(F, einsum(F, x, "i a, a b ... -> i b ..."), "j b, i b ... -> i j ...")
 
@@ -284,7 +284,7 @@ def ifft2d(c: Float[Tensor, "n n *rest"], basis: BasisLike = None) -> Float[Tens
         B = basis
     else:
         raise GrokinterpError("ifft2d needs basis=None (additive) or a FourierBasis, not a kind name")
-    F = B.matrix.to(c.dtype)
+    F = B.matrix.to(c)
     values = einsum(F, einsum(F, c, "i a, i j ... -> a j ..."), "j b, a j ... -> a b ...")
     out = values.new_zeros(B.p, B.p, *values.shape[2:])
     idx = B.tokens

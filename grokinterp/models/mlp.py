@@ -17,6 +17,7 @@ from einops import reduce
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from ..checks import check_rate, check_seed
 from ..errors import GrokinterpError
 from ._tl import ActivationCache, HookedRootModule, HookPoint
 
@@ -45,16 +46,16 @@ class MLPConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.p, int) or self.p < 2:
+        if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
             raise GrokinterpError(f"MLPConfig.p must be an integer >= 2, got {self.p!r}")
         for name in ("d_embed", "d_hidden"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise GrokinterpError(f"MLPConfig.{name} must be a positive integer, got {v!r}")
-        if self.act not in ACTIVATIONS:
+        if not isinstance(self.act, str) or self.act not in ACTIVATIONS:
             raise GrokinterpError(f"unknown activation {self.act!r}; expected one of {sorted(ACTIVATIONS)}")
-        if not self.init_scale > 0:
-            raise GrokinterpError(f"init_scale must be > 0, got {self.init_scale!r}")
+        check_rate("MLPConfig.init_scale", self.init_scale, positive=True)
+        check_seed("MLPConfig.seed", self.seed)
 
     @property
     def n_layers(self) -> int:

@@ -108,7 +108,7 @@ class TransformerConfig:
                 raise GrokinterpError(f"TransformerConfig.{name} must be a positive integer, got {v!r}")
         if self.p < 2:
             raise GrokinterpError(f"TransformerConfig.p must be >= 2, got {self.p}")
-        if self.act not in _ACTS:
+        if not isinstance(self.act, str) or self.act not in _ACTS:
             raise GrokinterpError(f"unknown activation {self.act!r}; expected one of {sorted(_ACTS)}")
         check_rate("TransformerConfig.init_scale", self.init_scale, positive=True)
         check_seed("TransformerConfig.seed", self.seed)
@@ -116,7 +116,7 @@ class TransformerConfig:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
             raise GrokinterpError(f"TransformerConfig.attn_rate must be a number in [0, 1], got {rate!r}")
         object.__setattr__(self, "attn_rate", float(rate))
-        if self.attention_dir not in ATTENTION_DIRS:
+        if not isinstance(self.attention_dir, str) or self.attention_dir not in ATTENTION_DIRS:
             raise GrokinterpError(
                 f"TransformerConfig.attention_dir must be one of {list(ATTENTION_DIRS)}, got {self.attention_dir!r}"
             )

@@ -182,7 +182,7 @@ class ModelWeights:
     def forward(self, inputs: Int[Tensor, "N 2"]) -> "Activations":
         """Logits, neurons, final residual and attention at the answer position for pairs
         ``(a, b)``; differentiable in the tensors (see :func:`grid_activations` for analyses)."""
-        inputs = _check_pairs(inputs, self.p)
+        inputs = _check_pairs(inputs, self.p).to(self.W_E.device)
         return _mlp_forward(self, inputs) if self.kind == "mlp" else _transformer_forward(self, inputs)
 
     def logits(self, inputs: Int[Tensor, "N 2"]) -> Float[Tensor, "N p"]:
@@ -194,7 +194,7 @@ class ModelWeights:
         Transformer: :meth:`forward`'s logits."""
         if self.kind != "mlp":
             return self.forward(inputs).logits
-        inputs = _check_pairs(inputs, self.p)
+        inputs = _check_pairs(inputs, self.p).to(self.W_E.device)
         P = self.W_E @ self.W_in
         return ACTIVATIONS[self.config.act](F.embedding(inputs[:, 0], P) + F.embedding(inputs[:, 1], P)) @ self.W_L
 

@@ -22,6 +22,7 @@ with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto fall
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm
 
+from ..circuits.clock_pizza import clock_or_pizza
 from ..circuits import attention_summary, excluded_loss, fourier_gini, progress_measures, restricted_loss, trig_identity_check, weight_norms
 from ..errors import CheckpointError, GrokinterpError
 from ..fourier import (
@@ -199,7 +200,7 @@ def analyze(
         logit_spectrum_2d=floats(spec2d, 4),
         neuron_grids=grids,
         parent=parent,
-        views=fourier_views(w, B, nf, acts.post, chosen),
+        views=fourier_views(w, B, nf, acts.post, chosen, full_grid=task.pairs == "all"),
     )
     if circuit and freqs:
         check = trig_identity_check(w, task, freqs=freqs)
@@ -218,6 +219,8 @@ def analyze(
                                    "per_frequency": {str(k): v for k, v in ab.per_frequency.items()}})
     if w.kind == "transformer":
         report.attention = _attention_section(model, w, task)
+    if task.op == "add" and task.pairs == "all" and freqs:
+        report.clock_pizza = _clock_pizza_section(model, task, freqs)
     if mask is not None:
         report.mask = _mask_section(model, w, mask, freqs, n_random_masks)
     if run is not None:
@@ -227,6 +230,17 @@ def analyze(
         if progress and len(run.checkpoint_epochs) > 1:
             report.progress = _progress_section(run, task, progress_every, mask, trajectory_prune_ratio)
     return report
+
+
+def _clock_pizza_section(model, task, freqs) -> dict:
+    """Zhong et al.'s diagnostics (:mod:`grokinterp.circuits.clock_pizza`); for an MLP, which reads
+    ``E_a + E_b``, gradient symmetricity is 1 by construction and the verdict rests on the logits."""
+    cp = clock_or_pizza(model, freqs, task)
+    return {
+        "verdict": cp.verdict, "reason": cp.reason, "gradient_symmetricity": cp.gradient_symmetricity,
+        "distance_irrelevance": cp.distance_irrelevance, "circularity": cp.circularity,
+        "freqs": cp.templates.freqs, "clock_fve": floats(cp.templates.clock, 4), "pizza_fve": floats(cp.templates.pizza, 4),
+    }
 
 
 def _attention_section(model, w, task) -> dict:

@@ -192,6 +192,7 @@ def summary_rows() -> list[tuple[str, tuple[str, ...]]]:
     """(label, path into the report) of each row of the summary table."""
     return [
         ("model", ("model", "kind")), ("p", ("model", "p")), ("op", ("task", "op")),
+        ("pairs", ("task", "pairs")), ("task assumed", ("task_assumed",)), ("task note", ("task_note",)),
         ("train accuracy", ("metrics", "train_acc")), ("test accuracy", ("metrics", "test_acc")),
         ("train loss", ("metrics", "train_loss")), ("test loss", ("metrics", "test_loss")),
         ("key frequencies (W_L)", ("key_frequencies", "logit")), ("key frequencies (W_E)", ("key_frequencies", "embed")),
@@ -202,6 +203,8 @@ def summary_rows() -> list[tuple[str, tuple[str, ...]]]:
         ("L2 norm", ("weight_norms", "l2")), ("Fourier entropy (in)", ("fourier_entropy", "in")),
         ("t_mem", ("times", "t_mem")), ("t_gen", ("times", "t_gen")), ("tau_grok", ("times", "tau_grok")),
         ("mask density", ("mask", "density")), ("mask alignment ratio", ("mask", "alignment", "ratio")),
+        ("clock or pizza", ("clock_pizza", "verdict")), ("gradient symmetricity", ("clock_pizza", "gradient_symmetricity")),
+        ("distance irrelevance", ("clock_pizza", "distance_irrelevance")),
     ]
 
 

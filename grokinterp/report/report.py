@@ -53,7 +53,8 @@ def clean(obj: Any) -> Any:
 
 @dataclass
 class Report:
-    """Everything :func:`analyze` found, as plain data.
+    """Everything :func:`analyze` found, as plain data (``clock_pizza``: the clock-vs-pizza
+    diagnostics and verdict of an addition model over the full grid).
 
     Sections that do not apply are ``None`` (``attention`` for the MLP, ``mask`` for dense runs,
     ``times`` / ``history`` / ``progress`` without a run directory, the circuit sections for ops with
@@ -90,6 +91,7 @@ class Report:
     parent: Optional[dict] = None
     task_note: Optional[str] = None
     views: Optional[dict] = None
+    clock_pizza: Optional[dict] = None
 
     # ------------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
@@ -158,6 +160,8 @@ class Report:
             )
         if self.mask is not None:
             lines.append(f"mask density {self.mask['density']:.3f}")
+        if self.clock_pizza is not None:
+            lines.append(f"clock or pizza: {self.clock_pizza['verdict']} ({self.clock_pizza['reason']})")
         return "\n".join(lines)
 
     def figures(self) -> dict:

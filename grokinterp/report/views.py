@@ -65,9 +65,10 @@ def cluster_logit_norms(logit_coeffs: Float[Tensor, "d_mlp n"], nf: NeuronFreque
 
 
 def fourier_views(w: ModelWeights, B: FourierBasis, nf: NeuronFrequencies, post: Float[Tensor, "N d_mlp"],
-                  neurons: Sequence[int], svd_k: int = 4) -> dict:
+                  neurons: Sequence[int], svd_k: int = 4, full_grid: bool = True) -> dict:
     """The report's ``views`` section (see the module docstring); ``post`` is the neuron
-    activations over the full grid (a-major), ``neurons`` those whose 2D spectra to keep."""
+    activations over the full grid (a-major), ``neurons`` those whose 2D spectra to keep. A 2D
+    spectrum needs every pair: with ``full_grid=False`` (a task on part of the grid) none is kept."""
     if post.shape[0] != w.p * w.p:
         raise GrokinterpError(f"post must hold the {w.p * w.p} grid rows, got {post.shape[0]}")
     embed = fft1d(w.W_E.T.double(), B).T  # (n, d)
@@ -76,6 +77,7 @@ def fourier_views(w: ModelWeights, B: FourierBasis, nf: NeuronFrequencies, post:
     neuron_in = fft1d(neuron_input_weights(w).T.double(), B).T  # (n, d_mlp)
     grid = rearrange(post.double(), "(a b) m -> a b m", a=w.p)
     spectra = []
+    neurons = list(neurons) if full_grid else []
     for i in neurons:
         s = fft2d(grid[:, :, i], B).abs()
         s[0, 0] = 0.0

@@ -115,8 +115,9 @@ class ModularArithmetic:
         check_seed("seed", self.seed)
         if isinstance(self.frac_train, bool) or not isinstance(self.frac_train, (int, float)):
             raise GrokinterpError(f"frac_train must be a number in (0, 1), got {self.frac_train!r}")
-        if not isinstance(self.op, str) or not isinstance(self.pairs, str):
-            raise GrokinterpError(f"op and pairs must be names, got {self.op!r} and {self.pairs!r}")
+        for name in ("op", "pairs", "split"):
+            if not isinstance(getattr(self, name), str):
+                raise GrokinterpError(f"{name} must be a name, got {getattr(self, name)!r}")
         if self.op not in OPS:
             raise GrokinterpError(f"unknown op {self.op!r}; expected one of {sorted(OPS)}")
         if OPS[self.op][1] and not is_prime(self.p):

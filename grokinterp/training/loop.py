@@ -220,7 +220,8 @@ def _loop(model, task, config, learner, record, writer, resuming, callbacks) -> 
         if not restored:
             stop = log(0)
             save(0)
-        x, y = task.inputs("train"), task.labels("train")
+        device = next(iter(named_weights(model).values())).device  # a task's tensors live on the CPU
+        x, y = task.inputs("train").to(device), task.labels("train").to(device)
         bar = _progress_bar(config, start, learner.kind)
         for epoch in range(start + 1, config.epochs + 1):
             if stop:

@@ -42,6 +42,7 @@ __all__ = [
     "grid_activations",
     "grid_pairs",
     "neuron_input_weights",
+    "stacked_mlp_logits",
 ]
 
 InputPath = Literal["ov", "embed"]
@@ -229,6 +230,24 @@ def answer_logits(
     if weights:
         tensors.update(weights)
     return ModelWeights(model_config(model), tensors).logits(inputs)
+
+
+def stacked_mlp_logits(
+    act: str, tensors: Mapping[str, Float[Tensor, "n ..."]], inputs: Int[Tensor, "batch 2"]
+) -> Float[Tensor, "n batch p"]:
+    """The MLP training forward of :meth:`ModelWeights.logits` for ``n`` MLPs of one shape at once:
+    ``tensors`` holds each weight stacked on a leading axis (``W_E`` (n, p, d) ...), and row ``i``
+    of the result is ``act(P_i[a] + P_i[b]) W_L,i`` with ``P_i = W_E,i W_in,i``,
+    ``W_L,i = W_out,i W_U,i``.
+
+    The products are batched (``torch.bmm``) and the rows gathered per copy. With one intra-op
+    thread each copy's logits and gradients equal, bit for bit, those of the single-model forward
+    (a CPU ``bmm`` runs one ``mm`` per copy); with more threads the batched kernel may split the work
+    differently and round differently, so the batched loop runs with one thread."""
+    P = torch.bmm(tensors["W_E"], tensors["W_in"])
+    W_L = torch.bmm(tensors["W_out"], tensors["W_U"])
+    inputs = inputs.long()
+    return torch.bmm(ACTIVATIONS[act](P[:, inputs[:, 0]] + P[:, inputs[:, 1]]), W_L)
 
 
 def grid_pairs(p: int) -> Int[Tensor, "p_sq 2"]:

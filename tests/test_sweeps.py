@@ -89,6 +89,8 @@ def test_plans_carry_their_spec_key_and_describe_themselves(base_run, tmp_path):
         run_sweep(["not a plan"])
     with pytest.raises(gi.GrokinterpError, match="unknown executor"):
         run_sweep([plan], executor="threads")
+    with pytest.raises(gi.GrokinterpError, match="executor must be"):
+        run_sweep([plan], executor=42)
     with pytest.raises(gi.GrokinterpError, match="workers must be a positive integer"):
         run_sweep([plan], executor="process", workers=0)
     with pytest.raises(gi.GrokinterpError, match="share a run folder"):

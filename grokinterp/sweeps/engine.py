@@ -199,9 +199,16 @@ def _executor(executor, workers, todo: Sequence[RunPlan]) -> Executor:
         raise GrokinterpError(
             f"unknown executor {executor!r}; expected 'auto', 'inline', 'process', 'dask', a Dask scheduler address or a Client"
         )
-    if hasattr(executor, "run") and hasattr(executor, "workers"):
+    if type(executor).__module__.split(".")[0] == "distributed":
+        return DaskExecutor(executor, workers)  # a dask.distributed Client
+    if isinstance(executor, (InlineExecutor, ProcessExecutor, DaskExecutor)) or all(
+        hasattr(executor, a) for a in ("name", "workers", "run")
+    ):
         return executor
-    return DaskExecutor(executor, workers)  # a dask Client, or an error naming what was given
+    raise GrokinterpError(
+        f"executor must be 'auto', 'inline', 'process', 'dask', a Dask scheduler address, a dask.distributed.Client "
+        f"or an Executor, got {type(executor).__name__}"
+    )
 
 
 def _work(plan: RunPlan) -> float:

@@ -1,6 +1,6 @@
 """grokinterp: mechanistic interpretability of grokking on modular arithmetic."""
 
-from . import circuits, fourier, tickets
+from . import circuits, fourier, sweeps, tickets
 from .circuits import (
     attention_summary,
     excluded_loss,
@@ -26,6 +26,7 @@ from .metrics import GrokkingTimes, grokking_times
 from .models import HookedMLP, MLPConfig, ModelWeights, TransformerConfig, as_weights, make_transformer
 from .report import Comparison, Report, analyze, analyze_runs
 from .runs import Run, load_checkpoint, load_run, save_checkpoint
+from .sweeps import RunPlan, run_sweep
 from .tasks import ModularArithmetic, Task
 from .tickets import (
     critical_prune_ratio,
@@ -56,6 +57,7 @@ __all__ = [
     "ModularArithmetic",
     "Report",
     "Run",
+    "RunPlan",
     "Task",
     "TrainConfig",
     "TrainResult",
@@ -90,7 +92,9 @@ __all__ = [
     "norm_matched_dense",
     "progress_measures",
     "restricted_loss",
+    "run_sweep",
     "save_checkpoint",
+    "sweeps",
     "ticket_epoch_sweep",
     "ticket_prune_sweep",
     "tickets",

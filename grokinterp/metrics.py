@@ -27,6 +27,7 @@ __all__ = [
     "evaluate",
     "grokking_times",
     "split_scores",
+    "stacked_cross_entropy_f64",
     "task_loss",
     "weight_norms_of",
 ]
@@ -37,6 +38,15 @@ def cross_entropy_f64(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -
     float64 (small losses after grokking are below float32 resolution)."""
     logp = logits.to(torch.float64).log_softmax(dim=-1)
     return -logp.gather(-1, labels.to(logp.device)[:, None]).mean()
+
+
+def stacked_cross_entropy_f64(logits: Float[Tensor, "m n c"], labels: Int[Tensor, " n"]) -> Float[Tensor, " m"]:
+    """:func:`cross_entropy_f64` of ``m`` models' logits on the same labels, one loss per model:
+    ``loss_j = -mean_i log softmax(logits_ji)[labels_i]``, each equal bit for bit to the
+    single-model loss (the log-softmax is per row; each mean reduces one contiguous row)."""
+    logp = logits.to(torch.float64).log_softmax(dim=-1)
+    index = labels[None, :, None].expand(logits.shape[0], -1, 1)
+    return -logp.gather(-1, index)[..., 0].mean(dim=-1)
 
 
 def accuracy(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -> float:

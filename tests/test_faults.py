@@ -110,8 +110,8 @@ def test_a_sweep_killed_at_every_write_point_reruns_to_the_same_table(tmp_path, 
         calls.update(n=0, kill_at=None)
         again = ticket_prune_sweep(base.run_dir, [0.3, 0.6], out_dir=out, **kwargs)
         assert again.drop(columns="run_dir").equals(table.drop(columns="run_dir")), k
-        got = {name: data for name, data in _files(out).items() if not name.endswith(".csv")}
-        assert got == {name: data for name, data in reference.items() if not name.endswith(".csv")}, k
+        got = {name: data for name, data in _files(out).items() if not name.endswith((".csv", ".parquet"))}
+        assert got == {name: data for name, data in reference.items() if not name.endswith((".csv", ".parquet"))}, k
 
 
 _KILLED_RUN = textwrap.dedent(

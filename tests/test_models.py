@@ -6,8 +6,6 @@ import torch
 import grokinterp as gi
 from grokinterp.models import answer_logits, as_weights, named_weights, prunable_names, to_tokens
 
-from _planted import hooked_logits_and_post
-
 
 def test_mlp_forward_is_the_formula():
     m = gi.HookedMLP(gi.MLPConfig(11, d_embed=16, d_hidden=8, seed=3))

@@ -20,7 +20,7 @@ from grokinterp.errors import StorageError
 from grokinterp.masks import save_mask
 from grokinterp.models import named_weights
 from grokinterp.runs import RunWriter, read_resume_state
-from grokinterp.safeio import read_safetensors, write_safetensors
+from grokinterp.safeio import write_safetensors
 from grokinterp.tickets import EdgePopupConfig, magnitude_mask, ticket_prune_sweep
 
 from conftest import FAST_MLP

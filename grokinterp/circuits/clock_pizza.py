@@ -39,7 +39,7 @@ from torch import Tensor
 
 from ..errors import GrokinterpError
 from ..fourier.basis import fft1d, frequency_power, get_basis
-from ..models import Model, is_model, model_config, to_tokens
+from ..models import Model, is_model, to_tokens
 from ..models.weights import ModelLike, ModelWeights, as_weights, grid_activations
 from ..tasks import require_modular
 

@@ -28,6 +28,7 @@ from .weights import (
     grid_activations,
     grid_pairs,
     neuron_input_weights,
+    stacked_mlp_logits,
 )
 
 __all__ = [
@@ -61,5 +62,6 @@ __all__ = [
     "named_weights",
     "neuron_input_weights",
     "prunable_names",
+    "stacked_mlp_logits",
     "to_tokens",
 ]

@@ -43,6 +43,7 @@ __all__ = [
     "grid_activations",
     "grid_pairs",
     "neuron_input_weights",
+    "stacked_mlp_logits",
 ]
 
 InputPath = Literal["ov", "embed"]
@@ -239,6 +240,29 @@ def answer_logits(
     if weights:
         tensors.update(weights)
     return ModelWeights(model_config(model), tensors).logits(inputs)
+
+
+def stacked_mlp_logits(
+    act: str, tensors: Mapping[str, Float[Tensor, "n ..."]], inputs: Int[Tensor, "batch 2"]
+) -> Float[Tensor, "n batch p"]:
+    """The MLP training forward of :meth:`ModelWeights.logits` for ``n`` MLPs of one shape at once:
+    ``tensors`` holds each weight stacked on a leading axis (``W_E`` (n, p, d) ...), and row ``i``
+    of the result is ``act(P_i[a] + P_i[b]) W_L,i`` with ``P_i = W_E,i W_in,i``,
+    ``W_L,i = W_out,i W_U,i``.
+
+    The products are batched (``torch.bmm``) and the rows gathered as embedding look-ups into the
+    copies' tables laid end to end (``P_i[a]`` is row ``i p + a``), as the single forward gathers. With one intra-op
+    thread each copy's logits and gradients equal, bit for bit, those of the single-model forward
+    (a CPU ``bmm`` runs one ``mm`` per copy); with more threads the batched kernel may split the work
+    differently and round differently, so the batched loop runs with one thread."""
+    P = torch.bmm(tensors["W_E"], tensors["W_in"])
+    W_L = torch.bmm(tensors["W_out"], tensors["W_U"])
+    n, p = P.shape[0], P.shape[1]
+    table = rearrange(P, "n p h -> (n p) h")  # copy i's rows at i * p ...
+    offsets = (torch.arange(n) * p)[:, None]
+    inputs = inputs.long()
+    pre = F.embedding(inputs[:, 0] + offsets, table) + F.embedding(inputs[:, 1] + offsets, table)
+    return torch.bmm(ACTIVATIONS[act](pre), W_L)
 
 
 def grid_pairs(p: int) -> Int[Tensor, "p_sq 2"]:

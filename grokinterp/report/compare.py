@@ -4,18 +4,16 @@ shared epoch axis, aligned spectra and progress measures, and a checkpoint slide
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from ..errors import CheckpointError, GrokinterpError
-from ..safeio import atomic_write_text
+from ..errors import GrokinterpError
 from .figures import comparison_figures, lookup, report_figures, report_html, summary_rows
 from .html import PlotlyJS
-from .report import Report
+from .report import Report, dump_json, load_json
 
 __all__ = ["Comparison"]
 
@@ -86,23 +84,11 @@ class Comparison:
         return {"source": self.source, "names": list(self.names), "reports": [r.to_dict() for r in self.reports]}
 
     def to_json(self, path: str | Path | None = None, indent: int | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            atomic_write_text(path, text)
-        return text
+        return dump_json(self.to_dict(), path, indent)
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> "Comparison":
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            try:
-                text = Path(text_or_path).read_text(encoding="utf-8")
-            except OSError as e:
-                raise CheckpointError(f"{text_or_path}: cannot read the comparison ({e})") from None
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise GrokinterpError(f"not a JSON comparison: {e}") from None
+        d = load_json(text_or_path, "comparison")
         if not isinstance(d, dict) or set(d) != {"source", "names", "reports"}:
             raise GrokinterpError("not a grokinterp comparison: expected the fields source, names and reports")
         return cls([Report.from_dict(r) for r in d["reports"]], d["names"], d["source"])

@@ -17,7 +17,29 @@ from ..safeio import atomic_write_text
 from .figures import report_figures, report_html
 from .html import PlotlyJS
 
-__all__ = ["Report", "clean", "floats"]
+__all__ = ["Report", "clean", "dump_json", "floats", "load_json"]
+
+
+def dump_json(data, path: str | Path | None = None, indent: int | None = None) -> str:
+    """``data`` as strict JSON text (no NaN), also written atomically to ``path`` when given."""
+    text = json.dumps(data, indent=indent, allow_nan=False)
+    if path is not None:
+        atomic_write_text(path, text)
+    return text
+
+
+def load_json(text_or_path: str | Path, what: str):
+    """The JSON value of a text (starting with ``{``) or of a file, with an error naming ``what``."""
+    text = str(text_or_path)
+    if not text.lstrip().startswith("{"):
+        try:
+            text = Path(text_or_path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{text_or_path}: cannot read the {what} ({e})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise GrokinterpError(f"not a JSON {what}: {e}") from None
 
 
 def floats(t: Tensor | list, digits: int = 6) -> list:
@@ -98,10 +120,7 @@ class Report:
         return clean(asdict(self))
 
     def to_json(self, path: str | Path | None = None, indent: int | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            atomic_write_text(path, text)
-        return text
+        return dump_json(self.to_dict(), path, indent)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Report":
@@ -114,17 +133,7 @@ class Report:
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> "Report":
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            path = Path(text_or_path)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as e:
-                raise CheckpointError(f"{path}: cannot read the report ({e})") from None
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise GrokinterpError(f"not a JSON report: {e}") from None
+        return cls.from_dict(load_json(text_or_path, "report"))
 
     # ------------------------------------------------------------------------------ summary
     def summary(self) -> str:

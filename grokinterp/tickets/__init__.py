@@ -28,8 +28,15 @@ from .pruners import (
     synflow_mask,
     synflow_scores,
 )
-from .ticket import TicketRun, grokking_ticket, rewind, ticket_mask
-from .controls import norm_matched_dense, norm_matched_init, pruned_at_init, ticket_controls
+from .ticket import PlannedTicket, TicketRun, grokking_ticket, rewind, run_planned, ticket_mask, ticket_plan
+from .controls import (
+    norm_matched_dense,
+    norm_matched_init,
+    norm_matched_plan,
+    pruned_at_init,
+    pruned_at_init_plan,
+    ticket_controls,
+)
 from .search import CriticalPruneRatio, critical_prune_ratio, ticket_epoch_sweep, ticket_prune_sweep
 from .structure import jaccard_distance, layer_jaccard_distance, mask_trajectory
 from .alignment import FrequencyAlignment, mask_frequency_alignment, mask_frequency_share
@@ -43,6 +50,7 @@ __all__ = [
     "EdgePopupResult",
     "FrequencyAlignment",
     "Mask",
+    "PlannedTicket",
     "TicketRun",
     "apply_mask_",
     "check_mask",
@@ -70,10 +78,13 @@ __all__ = [
     "n_keep",
     "norm_matched_dense",
     "norm_matched_init",
+    "norm_matched_plan",
     "prune",
     "pruned_at_init",
+    "pruned_at_init_plan",
     "random_mask",
     "rewind",
+    "run_planned",
     "save_mask",
     "snip_mask",
     "snip_scores",
@@ -83,5 +94,6 @@ __all__ = [
     "ticket_controls",
     "ticket_epoch_sweep",
     "ticket_mask",
+    "ticket_plan",
     "ticket_prune_sweep",
 ]

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
 import torch
-from einops import einsum, rearrange
+from einops import einsum
 from jaxtyping import Float
 from torch import Tensor
 

@@ -18,23 +18,26 @@ from ..models import Model, named_weights
 from ..runs import as_run
 from ..runs.layout import CONTROLS_TABLE, sweep_point_name
 from ..tasks import Task
+from ..sweeps import run_plan
 from ..training import TrainResult
 from .nets import Include
 from .pruners import PRUNERS, prune
 from .select import Scope, check_prune_ratio
 from .ticket import (
+    PlannedTicket,
     TicketRun,
-    grokking_ticket,
+    derived_plan,
     point_dir,
-    retrain,
     rewind,
+    run_planned,
     run_task,
     ticket_epoch_of,
+    ticket_plan,
     ticket_table,
     train_config_of,
 )
 
-__all__ = ["norm_matched_dense", "norm_matched_init", "pruned_at_init", "ticket_controls"]
+__all__ = ["norm_matched_dense", "norm_matched_init", "norm_matched_plan", "pruned_at_init", "pruned_at_init_plan", "ticket_controls"]
 
 Norm = Literal["l1", "l2"]
 ScoreAt = Literal["init", "final"]
@@ -82,13 +85,20 @@ def norm_matched_dense(
     directory's parent records ``kind="norm_matched_dense"``, ``norm``, ``scale`` and the mask's
     density. The mask is only used to compute the norm: the network trains dense.
     """
+    planned = norm_matched_plan(run, mask, norm, out_dir, task=task, train_config=train_config, reuse=reuse, **overrides)
+    return planned.ticket(run_plan(planned.plan))
+
+
+def norm_matched_plan(run, mask, norm: Norm = "l2", out_dir=None, *, task=None, train_config=None, reuse=False,
+                      **overrides) -> PlannedTicket:
+    """The plan of :func:`norm_matched_dense` (same arguments), without training it."""
     run = as_run(run)
     model, c = norm_matched_init(run, mask, norm)
     cfg = train_config_of(run, train_config, overrides)
     task = run_task(run, task)
     d = density(check_mask(model, mask))
-    result = retrain(run, model, task, cfg, out_dir, None, reuse, kind="norm_matched_dense", norm=norm, scale=c, mask_density=d)
-    return TicketRun("norm_matched_dense", result, None, 1.0 - d, None, {"norm": norm, "scale": c, "method": f"norm_{norm}"})
+    plan = derived_plan(run, model, task, cfg, out_dir, None, reuse, kind="norm_matched_dense", norm=norm, scale=c, mask_density=d)
+    return PlannedTicket(plan, "norm_matched_dense", None, 1.0 - d, None, {"norm": norm, "scale": c, "method": f"norm_{norm}"})
 
 
 def pruned_at_init(
@@ -115,6 +125,16 @@ def pruned_at_init(
     paper's text describes it); ``"final"`` scores the run's last checkpoint and then rewinds, as
     the paper's code does (its masks then come out close to the ticket's; ``random`` ignores it).
     The parent record names the choice."""
+    planned = pruned_at_init_plan(run, method, prune_ratio, out_dir, scope=scope, include=include, task=task,
+                                  train_config=train_config, pruner_kwargs=pruner_kwargs, score_at=score_at,
+                                  reuse=reuse, **overrides)
+    return planned.ticket(run_plan(planned.plan))
+
+
+def pruned_at_init_plan(run, method: str, prune_ratio: float, out_dir=None, *, scope: Scope = "global",
+                        include: Include = None, task=None, train_config=None, pruner_kwargs=None,
+                        score_at: ScoreAt = "init", reuse=False, **overrides) -> PlannedTicket:
+    """The plan of :func:`pruned_at_init` (same arguments), without training it."""
     run = as_run(run)
     prune_ratio = check_prune_ratio(prune_ratio)
     if method not in PRUNERS:
@@ -129,8 +149,8 @@ def pruned_at_init(
         kwargs["weights"] = run.weights_at()
     mask = prune(method, model, prune_ratio, task, scope, include, **kwargs)
     info = {"method": method, "prune_ratio": prune_ratio, "scope": scope, **({"score_at": score_at} if score_at != "init" else {})}
-    result = retrain(run, model, task, cfg, out_dir, mask, reuse, kind="pruned_at_init", **info)
-    return TicketRun("pruned_at_init", result, mask, prune_ratio, None, {"method": method, "scope": scope, "score_at": score_at})
+    plan = derived_plan(run, model, task, cfg, out_dir, mask, reuse, kind="pruned_at_init", **info)
+    return PlannedTicket(plan, "pruned_at_init", mask, prune_ratio, None, {"method": method, "scope": scope, "score_at": score_at})
 
 
 def _base_row(run) -> dict:
@@ -149,35 +169,41 @@ def ticket_controls(
     scope: Scope = "global",
     seed: int = 0,
     train_config=None,
+    executor="auto",
+    workers: int | None = None,
+    progress: bool | None = None,
     **overrides,
 ):
     """The ticket next to its controls, one row each: the dense base run (from its history), the
     ticket, the norm-matched dense runs (``norms``) and the pruning-at-init baselines (``methods``)
     at the ticket's prune ratio. ``seed`` seeds the random baseline. With ``out_dir``: one
-    sub-directory per row and ``controls.csv``. Columns as :meth:`TicketRun.row`.
+    sub-directory per row and ``controls.csv`` (and ``.parquet``). Columns as :meth:`TicketRun.row`.
+    Every run is planned first and the plans train as one sweep (``executor`` / ``workers`` /
+    ``progress``: see :func:`grokinterp.sweeps.execute`).
     """
     run = as_run(base_run)
     k = check_prune_ratio(prune_ratio)
     t = ticket_epoch_of(run, ticket_epoch)
-    rows = [_base_row(run)]
-    ticket = grokking_ticket(
+    ticket = ticket_plan(
         run, t, k, point_dir(out_dir, sweep_point_name("controls_ticket", ticket_epoch=t, prune_ratio=k)),
         scope=scope, train_config=train_config, reuse=True, **overrides,
     )
-    rows.append(ticket.row())
+    planned = [ticket]
     for norm in norms:
-        ctrl = norm_matched_dense(
+        planned.append(norm_matched_plan(
             run, ticket.mask, norm, point_dir(out_dir, sweep_point_name("norm_matched", method=norm, ticket_epoch=t, prune_ratio=k)),
             train_config=train_config, reuse=True, **overrides,
-        )
-        row = ctrl.row()
-        row["ticket_epoch"] = t
-        rows.append(row)
+        ))
     for method in methods:
         kwargs = {"seed": seed} if method == "random" else {}
-        base = pruned_at_init(
+        planned.append(pruned_at_init_plan(
             run, method, k, point_dir(out_dir, sweep_point_name("pruned_at_init", method=method, prune_ratio=k)),
             scope=scope, train_config=train_config, pruner_kwargs=kwargs, reuse=True, **overrides,
-        )
-        rows.append(base.row())
+        ))
+    rows = [_base_row(run)]
+    for p, trained in zip(planned, run_planned(planned, executor, workers, progress)):
+        row = trained.row()
+        if p.kind == "norm_matched_dense":
+            row["ticket_epoch"] = t
+        rows.append(row)
     return ticket_table(rows, out_dir, CONTROLS_TABLE)

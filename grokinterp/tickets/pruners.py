@@ -254,15 +254,25 @@ def synflow_mask(
     growing prune ratio ending exactly at ``prune_ratio``). Weights pruned in an earlier round stay
     pruned. The reference uses 100 rounds and a global threshold.
     """
+    return _iterative_synflow(
+        lambda mask: synflow_scores(model_or_module, mask=mask, include=include, weights=weights, input_shape=input_shape),
+        prune_ratio, scope, rounds,
+    )
+
+
+def _iterative_synflow(scores_of: Callable[[Mask | None], dict[str, Tensor]], prune_ratio: float, scope: Scope,
+                       rounds: int) -> Mask:
+    """``rounds`` rounds of scoring with the current mask applied, round ``r`` keeping the top
+    ``density ** ((r + 1) / rounds)``; weights pruned in a round stay pruned."""
     prune_ratio = check_prune_ratio(prune_ratio)
     check_scope(scope)
-    if not isinstance(rounds, int) or rounds < 1:
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise GrokinterpError(f"rounds must be a positive integer, got {rounds!r}")
     density = 1.0 - prune_ratio
     mask: Mask | None = None
     for r in range(rounds):
         ratio = prune_ratio if r == rounds - 1 else min(1.0 - density ** ((r + 1) / rounds), prune_ratio)
-        scores = synflow_scores(model_or_module, mask=mask, include=include, weights=weights, input_shape=input_shape)
+        scores = scores_of(mask)
         if mask is not None:
             scores = {n: s.masked_fill(~mask[n], float("-inf")) for n, s in scores.items()}
         mask = mask_from_scores(scores, ratio, scope)
@@ -282,19 +292,10 @@ def synflow_batch_mask(
     """SynFlow as the tickets paper's code runs it: the scores of :func:`synflow_scores` with the
     training batch (``data``) as input instead of the all-ones input, one round by default. Same
     schedule as :func:`synflow_mask` when ``rounds > 1``."""
-    prune_ratio = check_prune_ratio(prune_ratio)
-    check_scope(scope)
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise GrokinterpError(f"rounds must be a positive integer, got {rounds!r}")
-    density = 1.0 - prune_ratio
-    mask: Mask | None = None
-    for r in range(rounds):
-        ratio = prune_ratio if r == rounds - 1 else min(1.0 - density ** ((r + 1) / rounds), prune_ratio)
-        scores = synflow_scores(model_or_module, mask=mask, include=include, weights=weights, data=data)
-        if mask is not None:
-            scores = {n: s.masked_fill(~mask[n], float("-inf")) for n, s in scores.items()}
-        mask = mask_from_scores(scores, ratio, scope)
-    return mask
+    return _iterative_synflow(
+        lambda mask: synflow_scores(model_or_module, mask=mask, include=include, weights=weights, data=data),
+        prune_ratio, scope, rounds,
+    )
 
 
 def _zero_if_none(g: Tensor | None, like: Tensor) -> Tensor:

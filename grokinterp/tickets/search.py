@@ -2,8 +2,12 @@
 Sec. 5): tickets over several prune ratios or ticket epochs, and the bracketing search for the largest
 prune ratio whose ticket still generalises.
 
-Sweeps write one run folder per point and a CSV table; rerunning a sweep into the same folder
-reuses finished points and resumes interrupted ones.
+A sweep is a list of run plans handed to one executor (:func:`grokinterp.sweeps.execute`;
+``executor="auto"``: this process for small sweeps, a local process pool otherwise; ``"dask"`` or a
+Dask address / ``Client`` for a cluster); runs of one shape train as one stacked model. Sweeps write
+one run folder per point and a table (CSV, and Parquet beside it); rerunning a sweep into the same
+folder reuses finished points and resumes interrupted ones. The critical-ratio search trains its
+probes one at a time (each depends on the last), each through :func:`grokking_ticket`.
 """
 
 from __future__ import annotations
@@ -18,18 +22,20 @@ from ..runs import Run, as_run
 from ..runs.layout import CRITICAL_TABLE, EPOCH_SWEEP_TABLE, PRUNE_SWEEP_TABLE, sweep_point_name
 from .nets import Include
 from .select import Scope, check_prune_ratio
-from .ticket import grokking_ticket, point_dir, ticket_epoch_of, ticket_table
+from .ticket import grokking_ticket, point_dir, run_planned, ticket_epoch_of, ticket_plan, ticket_table
 
 __all__ = ["CriticalPruneRatio", "critical_prune_ratio", "ticket_epoch_sweep", "ticket_prune_sweep"]
 
 
-def _ticket_sweep(run: Run, points: Sequence[tuple[int, float]], out_dir, table_name: str, **kwargs):
+def _ticket_sweep(run: Run, points: Sequence[tuple[int, float]], out_dir, table_name: str, executor, workers, progress,
+                  **kwargs):
     """One ticket per ``(ticket epoch, prune ratio)`` point, in ``out_dir/t{t}_k{k}``; the table."""
-    rows = [
-        grokking_ticket(run, t, k, point_dir(out_dir, sweep_point_name("ticket", ticket_epoch=t, prune_ratio=k)),
-                        reuse=True, **kwargs).row()
+    planned = [
+        ticket_plan(run, t, k, point_dir(out_dir, sweep_point_name("ticket", ticket_epoch=t, prune_ratio=k)),
+                    reuse=True, **kwargs)
         for t, k in points
     ]
+    rows = [ticket.row() for ticket in run_planned(planned, executor, workers, progress)]
     return ticket_table(rows, out_dir, table_name)
 
 
@@ -42,19 +48,24 @@ def ticket_prune_sweep(
     scope: Scope = "global",
     include: Include = None,
     train_config=None,
+    executor="auto",
+    workers: int | None = None,
+    progress: bool | None = None,
     **overrides,
 ):
     """Tickets at a fixed ticket epoch over several prune ratios.
 
     Returns a DataFrame, one row per prune ratio (columns of :meth:`TicketRun.row`: ``prune_ratio``,
     ``ticket_epoch``, ``density``, ``t_mem``, ``t_gen``, ``tau_grok``, final accuracies, ``run_dir``).
-    With ``out_dir``: point runs in ``out_dir/t{t}_k{k}`` and the table in ``prune_sweep.csv``.
+    With ``out_dir``: point runs in ``out_dir/t{t}_k{k}`` and the table in ``prune_sweep.csv``
+    (and ``.parquet``). ``executor`` / ``workers`` / ``progress``: see :func:`grokinterp.sweeps.execute`
+    (a failed point is a row with its ``error``).
     """
     run = as_run(base_run)
     ratios = [check_prune_ratio(k) for k in prune_ratios]
     t = ticket_epoch_of(run, ticket_epoch)
-    return _ticket_sweep(run, [(t, k) for k in ratios], out_dir, PRUNE_SWEEP_TABLE, scope=scope, include=include,
-                         train_config=train_config, **overrides)
+    return _ticket_sweep(run, [(t, k) for k in ratios], out_dir, PRUNE_SWEEP_TABLE, executor, workers, progress,
+                         scope=scope, include=include, train_config=train_config, **overrides)
 
 
 def ticket_epoch_sweep(
@@ -66,18 +77,22 @@ def ticket_epoch_sweep(
     scope: Scope = "global",
     include: Include = None,
     train_config=None,
+    executor="auto",
+    workers: int | None = None,
+    progress: bool | None = None,
     **overrides,
 ):
     """Tickets at a fixed prune ratio over several ticket epochs (each a checkpoint of the run).
 
     Returns a DataFrame, one row per ticket epoch (as :func:`ticket_prune_sweep`). With ``out_dir``:
-    point runs in ``out_dir/t{t}_k{k}`` and the table in ``epoch_sweep.csv``.
+    point runs in ``out_dir/t{t}_k{k}`` and the table in ``epoch_sweep.csv``
+    (and ``.parquet``); ``executor`` / ``workers`` / ``progress`` as there.
     """
     run = as_run(base_run)
     k = check_prune_ratio(prune_ratio)
     epochs = [ticket_epoch_of(run, t) for t in ticket_epochs]
-    return _ticket_sweep(run, [(t, k) for t in epochs], out_dir, EPOCH_SWEEP_TABLE, scope=scope, include=include,
-                         train_config=train_config, **overrides)
+    return _ticket_sweep(run, [(t, k) for t in epochs], out_dir, EPOCH_SWEEP_TABLE, executor, workers, progress,
+                         scope=scope, include=include, train_config=train_config, **overrides)
 
 
 @dataclass
@@ -105,6 +120,8 @@ def critical_prune_ratio(
     scope: Scope = "global",
     include: Include = None,
     train_config=None,
+    executor="inline",
+    workers: int | None = None,
     **overrides,
 ) -> CriticalPruneRatio:
     """Largest prune ratio ``k`` on the grid ``low, low + step, ..., high`` whose ticket still
@@ -120,7 +137,8 @@ def critical_prune_ratio(
     generalise, every larger ratio fails (tickets at small k without weight decay may fail too, like
     the dense network; the search does not need them to generalise). ``high`` defaults to the largest
     grid point below 1. With ``out_dir``: one ticket run per evaluated point (``k{k}``) and
-    ``critical.csv``.
+    ``critical.csv``. Each probe is one run (the next depends on it), trained where ``executor`` says
+    (default: this process).
     """
     run = as_run(base_run)
     if isinstance(step, bool) or not (isinstance(step, (int, float)) and 0 < step < 1):
@@ -147,7 +165,8 @@ def critical_prune_ratio(
             k = grid(i)
             ticket = grokking_ticket(
                 run, t, k, point_dir(out_dir, sweep_point_name("critical", prune_ratio=k)), scope=scope, include=include,
-                train_config=train_config, reuse=True, weight_decay=weight_decay, **overrides,
+                train_config=train_config, reuse=True, executor=executor, workers=workers, weight_decay=weight_decay,
+                **overrides,
             )
             row = ticket.row()
             row["generalises"] = ticket.times.t_gen is not None

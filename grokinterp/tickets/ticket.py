@@ -6,9 +6,11 @@ to the run's epoch-0 weights and retrain with the mask (same task split and opti
 overridden). Each ticket is its own run directory; its ``config.json`` records the parent run (its
 path and spec key), ``t``, ``k`` and the mask.
 
-Every derived run here (tickets, controls, sweep points) is trained by :func:`retrain`: a derived
-run's folder is reused when it already holds the same run (same spec: the loop's one comparison)
-and resumed when it was interrupted.
+Every derived run here (tickets, controls, sweep points) is first a plan
+(:class:`PlannedTicket`: a :class:`grokinterp.sweeps.RunPlan` and how to describe its result):
+one run trains through :func:`retrain`, a sweep hands all its plans to
+:func:`grokinterp.sweeps.execute`. A derived run's folder is reused when it already holds the same
+run (same spec: the loop's one comparison) and resumed when it was interrupted.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ from ..errors import GrokinterpError
 from ..masks import Mask, apply_mask_, check_mask, density
 from ..models import Model
 from ..runs import Run, as_run
-from ..safeio import atomic_write_text
+from ..sweeps import Outcome, RunPlan, execute, run_plan, write_table
 from ..tasks import Task
-from ..training import TrainConfig, TrainResult, train
+from ..training import TrainConfig, TrainResult
 from .nets import Include
 from .pruners import magnitude_mask
 from .select import Scope, check_prune_ratio
 
-__all__ = ["TicketRun", "grokking_ticket", "retrain", "rewind", "ticket_mask", "ticket_table"]
+__all__ = ["PlannedTicket", "TicketRun", "derived_plan", "grokking_ticket", "retrain", "rewind", "run_planned", "ticket_mask", "ticket_plan", "ticket_table"]
 
 
 def ticket_epoch_of(run: Run, ticket_epoch: int | None) -> int:
@@ -103,6 +105,7 @@ class TicketRun:
     prune_ratio: Optional[float] = None
     ticket_epoch: Optional[int] = None
     info: dict = field(default_factory=dict)
+    error: Optional[str] = None
 
     @property
     def times(self):
@@ -137,16 +140,78 @@ class TicketRun:
             "final_train_acc": last.get("train_acc"),
             "final_test_acc": last.get("test_acc"),
             "run_dir": str(self.run_dir) if self.run_dir is not None else None,
+            "error": self.error,
         }
 
 
 
-def retrain(run: Run, model: Model, task: Task, cfg: TrainConfig, out_dir, mask, reuse: bool, **info) -> TrainResult:
-    """Train a run derived from ``run`` (parent ``{"run": path, **info}``, the parent's spec key
-    recorded beside it). ``reuse``: a folder that already holds this run is read back if finished
-    and resumed if not; one that holds another run is refused, naming what differs."""
+def derived_plan(run: Run, model: Model, task: Task, cfg: TrainConfig, out_dir, mask, reuse: bool, **info) -> RunPlan:
+    """The plan of a run derived from ``run``, starting from ``model``'s current weights (parent
+    ``{"run": path, **info}``, the parent's spec key recorded beside it)."""
     parent = {"run": str(run.path) if run.path is not None else None, **info}
-    return train(model, task, cfg, out_dir, mask, resume=reuse and out_dir is not None, parent=parent, parent_key=run.key)
+    source = {"run": parent["run"], "epoch": 0, **({"scale": info["scale"]} if "scale" in info else {})}
+    return RunPlan.of(task, model, cfg, out_dir, mask=mask, parent=parent, parent_key=run.key, reuse=reuse,
+                      init_source=source)
+
+
+@dataclass
+class PlannedTicket:
+    """A derived run before it trains: its plan and what its :class:`TicketRun` will say."""
+
+    plan: RunPlan
+    kind: str
+    mask: Optional[Mask] = None
+    prune_ratio: Optional[float] = None
+    ticket_epoch: Optional[int] = None
+    info: dict = field(default_factory=dict)
+
+    def ticket(self, result: TrainResult, error: Optional[str] = None) -> TicketRun:
+        return TicketRun(self.kind, result, self.mask, self.prune_ratio, self.ticket_epoch, dict(self.info), error)
+
+    def from_outcome(self, outcome: Outcome) -> TicketRun:
+        return self.ticket(outcome.result(self.plan), outcome.error)
+
+
+def retrain(run: Run, model: Model, task: Task, cfg: TrainConfig, out_dir, mask, reuse: bool, **info) -> TrainResult:
+    """Train a run derived from ``run`` (see :func:`derived_plan`) in this process. ``reuse``: a
+    folder that already holds this run is read back if finished and resumed if not; one that holds
+    another run is refused, naming what differs."""
+    return run_plan(derived_plan(run, model, task, cfg, out_dir, mask, reuse, **info))
+
+
+def run_planned(planned: Sequence[PlannedTicket], executor="auto", workers: int | None = None,
+                progress: bool | None = None) -> list[TicketRun]:
+    """Train planned runs as one sweep (:func:`grokinterp.sweeps.execute`); ``progress`` defaults to
+    the runs' own ``progress`` setting."""
+    if progress is None:
+        progress = any(p.plan.train.progress for p in planned)
+    outcomes = execute([p.plan for p in planned], executor, workers=workers, progress=progress)
+    return [p.from_outcome(o) for p, o in zip(planned, outcomes)]
+
+
+def ticket_plan(
+    base_run,
+    ticket_epoch: int | None,
+    prune_ratio: float = 0.6,
+    out_dir: str | Path | None = None,
+    *,
+    scope: Scope = "global",
+    include: Include = None,
+    task: Task | None = None,
+    train_config=None,
+    reuse: bool = False,
+    **overrides,
+) -> PlannedTicket:
+    """The plan of :func:`grokking_ticket` (same arguments), without training it."""
+    run = as_run(base_run)
+    prune_ratio = check_prune_ratio(prune_ratio)
+    t = ticket_epoch_of(run, ticket_epoch)
+    cfg = train_config_of(run, train_config, overrides)
+    task = run_task(run, task)
+    mask = ticket_mask(run, t, prune_ratio, scope=scope, include=include)
+    plan = derived_plan(run, rewind(run), task, cfg, out_dir, mask, reuse,
+                        ticket_epoch=t, prune_ratio=prune_ratio, kind="grokking_ticket", scope=scope)
+    return PlannedTicket(plan, "grokking_ticket", mask, prune_ratio, t, {"scope": scope, "method": "magnitude"})
 
 
 def grokking_ticket(
@@ -160,6 +225,8 @@ def grokking_ticket(
     task: Task | None = None,
     train_config=None,
     reuse: bool = False,
+    executor="inline",
+    workers: int | None = None,
     **overrides,
 ) -> TicketRun:
     """Grokking ticket: magnitude mask at checkpoint ``ticket_epoch`` (``None``: last) removing the
@@ -170,23 +237,17 @@ def grokking_ticket(
     unless ``task`` is given. ``out_dir`` (optional) becomes the ticket's run directory, recording
     ``parent = {"run", "ticket_epoch", "prune_ratio", "kind": "grokking_ticket", "scope"}`` and the
     mask (``mask.safetensors``). ``reuse``: read back a finished run already in ``out_dir`` (same
-    settings) or resume an interrupted one instead of failing.
+    settings) or resume an interrupted one instead of failing. ``executor`` / ``workers``: where it
+    trains (default: this process; see :func:`grokinterp.sweeps.execute`).
     """
-    run = as_run(base_run)
-    prune_ratio = check_prune_ratio(prune_ratio)
-    t = ticket_epoch_of(run, ticket_epoch)
-    cfg = train_config_of(run, train_config, overrides)
-    task = run_task(run, task)
-    mask = ticket_mask(run, t, prune_ratio, scope=scope, include=include)
-    result = retrain(run, rewind(run), task, cfg, out_dir, mask, reuse,
-                     ticket_epoch=t, prune_ratio=prune_ratio, kind="grokking_ticket", scope=scope)
-    return TicketRun("grokking_ticket", result, mask, prune_ratio, t, {"scope": scope, "method": "magnitude"})
-
+    planned = ticket_plan(base_run, ticket_epoch, prune_ratio, out_dir, scope=scope, include=include, task=task,
+                          train_config=train_config, reuse=reuse, **overrides)
+    return planned.ticket(run_plan(planned.plan, executor, workers=workers))
 
 
 def ticket_table(rows: list[dict], out_dir: str | Path | None = None, name: str | None = None):
     """Rows of :meth:`TicketRun.row` as a DataFrame (integer columns nullable), written as
-    ``out_dir/name`` (CSV, atomically) when both are given."""
+    ``out_dir/name`` (CSV) and beside it as Parquet (same stem), atomically, when both are given."""
     import pandas as pd
 
     table = pd.DataFrame(rows)
@@ -194,7 +255,7 @@ def ticket_table(rows: list[dict], out_dir: str | Path | None = None, name: str 
         if col in table:
             table[col] = table[col].astype("Int64")
     if out_dir is not None and name is not None:
-        atomic_write_text(Path(out_dir) / name, table.to_csv(index=False))
+        write_table(table, Path(out_dir) / name)
     return table
 
 

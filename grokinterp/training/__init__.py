@@ -1,7 +1,41 @@
-"""Training: the run settings (:mod:`~grokinterp.training.config`) and the one loop
-(:mod:`~grokinterp.training.loop`) every learner runs in."""
+"""Training: the run settings (:mod:`~grokinterp.training.config`), the one loop
+(:mod:`~grokinterp.training.loop`) every learner runs in, and its batched form
+(:mod:`~grokinterp.training.batched`) that steps several runs of one shape together."""
 
 from .config import Schedule, TrainConfig
-from .loop import Callback, DenseLearner, Learner, TrainResult, train
+from .loop import (
+    Callback,
+    DenseLearner,
+    Learner,
+    LoopState,
+    TrainResult,
+    check_config,
+    epoch_bar,
+    mask_record,
+    run_finished,
+    run_record,
+    train,
+    training_settings,
+)
+from .batched import MLP_WEIGHTS, TrainJob, stack_key, train_batched
 
-__all__ = ["Callback", "DenseLearner", "Learner", "Schedule", "TrainConfig", "TrainResult", "train"]
+__all__ = [
+    "MLP_WEIGHTS",
+    "Callback",
+    "DenseLearner",
+    "Learner",
+    "LoopState",
+    "Schedule",
+    "TrainConfig",
+    "TrainJob",
+    "TrainResult",
+    "check_config",
+    "epoch_bar",
+    "mask_record",
+    "run_finished",
+    "run_record",
+    "stack_key",
+    "train",
+    "train_batched",
+    "training_settings",
+]

@@ -44,7 +44,7 @@ from ..runs import (
 from ..tasks import Task
 from .config import Schedule, TrainConfig
 
-__all__ = ["Callback", "DenseLearner", "Learner", "TrainResult", "train"]
+__all__ = ["Callback", "DenseLearner", "Learner", "LoopState", "TrainResult", "check_config", "epoch_bar", "mask_record", "run_finished", "run_record", "train", "training_settings"]
 
 Callback = Callable[[int, dict, Model], Optional[bool]]
 Optimisers = list[tuple[str, torch.optim.Optimizer, dict[str, Tensor]]]
@@ -76,23 +76,30 @@ class Learner(Protocol):
 class DenseLearner:
     """Plain training of the model's trainable parameters with AdamW, optionally through a mask
     (pruned weights are zeroed once and the forward pass uses ``W * mask``: they never act and get
-    zero gradient)."""
+    zero gradient).
+
+    ``optimiser``: an AdamW shared by several runs trained in lockstep (the batched loop). The run's
+    parameters join the group with its exact settings (or a new group), so one foreach step updates
+    every run; AdamW is elementwise per tensor, so each run gets exactly the update its own
+    optimiser would give it."""
 
     kind = "dense"
 
-    def __init__(self, model: Model, config: TrainConfig, mask: Mask | None = None):
+    def __init__(self, model: Model, config: TrainConfig, mask: Mask | None = None,
+                 optimiser: torch.optim.AdamW | None = None):
         self.model, self.config, self.input_mask = model, config, mask
         trainable = {n: p for n, p in named_weights(model).items() if p.requires_grad}
-        opt = torch.optim.AdamW(
-            list(trainable.values()), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, foreach=True
-        )
-        self.optimisers: Optimisers = [("", opt, trainable)]
+        settings = {"lr": config.lr, "betas": config.betas, "weight_decay": config.weight_decay}
+        if optimiser is None:
+            optimiser = torch.optim.AdamW(list(trainable.values()), **settings, foreach=True)
+            self._group = optimiser.param_groups[0]
+            self._group["warmup"] = config.warmup_epochs  # read by _join_group only
+        else:
+            self._group = _join_group(optimiser, list(trainable.values()), {**settings, "warmup": config.warmup_epochs})
+        self.optimisers: Optimisers = [("", optimiser, trainable)]
 
     def record(self) -> dict:
-        mask = self.input_mask
-        if mask is None:
-            return {}
-        return {"mask": {"density": density(mask), "file": "mask.safetensors", "sha256": mask_digest(mask)}}
+        return mask_record(self.input_mask)
 
     def begin(self, epoch: int) -> None:
         if epoch == 0 and self.input_mask is not None:
@@ -100,8 +107,7 @@ class DenseLearner:
 
     def warm_up(self, epoch: int) -> None:
         if self.config.warmup_epochs:
-            for group in self.optimisers[0][1].param_groups:
-                group["lr"] = self.config.lr * min(1.0, epoch / self.config.warmup_epochs)
+            self._group["lr"] = self.config.lr * min(1.0, epoch / self.config.warmup_epochs)
 
     def weights(self, train: bool) -> Optional[dict[str, Tensor]]:
         return masked_weights(self.model, self.input_mask) if self.input_mask is not None else None
@@ -117,6 +123,30 @@ class DenseLearner:
 
     def end(self, writer: Optional[RunWriter]) -> None:
         pass
+
+
+def mask_record(mask: Mask | None) -> dict:
+    """The record section of a run that trains with ``mask`` (``{}`` without one)."""
+    if mask is None:
+        return {}
+    return {"mask": {"density": density(mask), "file": "mask.safetensors", "sha256": mask_digest(mask)}}
+
+
+def run_finished(config: Schedule, epoch: int, history: Sequence[Mapping]) -> bool:
+    """Whether a run restored at checkpoint ``epoch`` with this history has nothing left to train
+    (its last epoch reached, or its early stop met)."""
+    return epoch >= config.epochs or _stops(config, history[-1] if history else None)
+
+
+def _join_group(optimiser: torch.optim.AdamW, params: list[Tensor], settings: Mapping) -> dict:
+    """Add ``params`` to the optimiser's group with exactly these settings (a warm-up sets a
+    group's learning rate, so the warm-up length is part of the match), or to a new group."""
+    for group in optimiser.param_groups:
+        if all(group.get(k) == v for k, v in settings.items()):
+            group["params"].extend(params)
+            return group
+    optimiser.add_param_group({"params": params, **settings})
+    return optimiser.param_groups[-1]
 
 
 @dataclass
@@ -166,81 +196,139 @@ def train(
 
     Returns a :class:`TrainResult` with the history (one dict per evaluated epoch) and times.
     """
-    config = config if config is not None else TrainConfig()
-    if not isinstance(config, TrainConfig if learner is None else Schedule):
-        raise GrokinterpError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config = check_config(config, learner)
     check_task(model, task)
     if resume and out_dir is None:
         raise GrokinterpError("resume=True needs the out_dir of the run to continue")
     writer = RunWriter(out_dir) if out_dir is not None else None
-    with _threads(config.threads), (writer.locked() if writer is not None else contextlib.nullcontext()):
+    with training_settings(config.threads), (writer.locked() if writer is not None else contextlib.nullcontext()):
+        state = LoopState.start(model, task, config, writer, mask, resume=resume, parent=parent, parent_key=parent_key,
+                                learner=learner, callbacks=callbacks)
+        return _loop(state)
+
+
+def check_config(config: Schedule | None, learner: Learner | None) -> Schedule:
+    """The run's settings (default :class:`TrainConfig`); a custom learner takes any :class:`Schedule`."""
+    config = config if config is not None else TrainConfig()
+    if not isinstance(config, TrainConfig if learner is None else Schedule):
+        raise GrokinterpError(f"config must be a TrainConfig, got {type(config).__name__}")
+    return config
+
+
+class LoopState:
+    """One run inside the loop: its model, task, settings, learner, record and writer, the history
+    so far and where it stands. The single-run loop (:func:`train`) drives one; the batched loop
+    (:mod:`grokinterp.training.batched`) drives several in lockstep with one shared step. Both use
+    the same :meth:`open`, :meth:`log`, :meth:`save` and :meth:`after_step`, so a run's files do not
+    depend on which loop trained it."""
+
+    def __init__(self, model, task, config, learner, record, writer, callbacks=()):
+        self.model, self.task, self.config, self.learner = model, task, config, learner
+        self.record, self.writer, self.callbacks = record, writer, tuple(callbacks)
+        self.start_epoch, self.history, self.restored = 0, [], False
+        self.finished = self.stopped = False
+
+    @classmethod
+    def start(cls, model, task, config, writer, mask=None, *, resume=False, parent=None, parent_key=None,
+              learner=None, callbacks=(), optimiser=None) -> "LoopState":
+        """Build the learner (default: :class:`DenseLearner` with ``mask``, a resumed masked run
+        with its own mask; ``optimiser`` shares one AdamW among several runs), the record, and open
+        the run (the writer's lock must be held)."""
         resuming = writer is not None and resume and writer.holds_run()
         if learner is None:
             if mask is None and resuming:
                 mask = writer.read_mask()  # a masked run resumes with its own mask
-            learner = DenseLearner(model, config, check_mask(model, mask) if mask is not None else None)
-        record = _record(model, task, config, learner, parent, parent_key)
-        return _loop(model, task, config, learner, record, writer, resuming, callbacks)
+            learner = DenseLearner(model, config, check_mask(model, mask) if mask is not None else None, optimiser)
+        record = run_record(task, config_to_dict(model_config(model)), config, learner.kind, learner.record(), parent, parent_key)
+        state = cls(model, task, config, learner, record, writer, callbacks)
+        state.open(resuming)
+        return state
 
+    def open(self, resuming: bool) -> None:
+        """Start the run, or continue the one in the folder (see :func:`_open`); a run that had
+        finished is marked ``finished`` and nothing is rewritten."""
+        writer = self.writer
+        self.start_epoch, self.history, self.restored = _open(writer, self.model, self.learner, self.record, resuming)
+        if self.restored and run_finished(self.config, self.start_epoch, self.history):
+            self.finished = True
+            return
+        if self.restored:
+            self.history = writer.truncate_metrics(self.start_epoch)
+            writer.write_config({**writer.read_config(), "train": self.record["train"], **_schedule_sections(self.record)})
 
-def _loop(model, task, config, learner, record, writer, resuming, callbacks) -> TrainResult:
-    run_dir = writer.path if writer is not None else None
-    start, history, restored = _open(writer, model, learner, record, resuming)
-    if restored and (start >= config.epochs or _stops(config, history[-1] if history else None)):
-        learner.end(writer)
-        return TrainResult(model, history, run_dir)  # it had finished: nothing is rewritten
-    if restored:
-        history = writer.truncate_metrics(start)
-        writer.write_config({**writer.read_config(), "train": record["train"], **_schedule_sections(record)})
+    def begin(self) -> None:
+        """Before the first step: the learner's set-up, and epoch 0 logged and saved for a new run."""
+        self.learner.begin(self.start_epoch)
+        if not self.restored:
+            self.stopped = self.log(0)
+            self.save(0)
+        self.finished = self.stopped or self.start_epoch >= self.config.epochs
 
-    def log(epoch: int) -> bool:
+    def log(self, epoch: int) -> bool:
+        """Evaluate, append the metrics row, run the callbacks; True if the run stops here."""
+        model, learner = self.model, self.learner
         with torch.no_grad():
             weights = learner.weights(train=False)
             params = {**named_weights(model), **(weights or {})}
-            row = {"epoch": epoch, **evaluate(lambda x: answer_logits(model, x, weights), task, params)}
+            row = {"epoch": epoch, **evaluate(lambda x: answer_logits(model, x, weights), self.task, params)}
         row.update(learner.eval_metrics())
-        history.append(row)
-        if writer is not None:
-            writer.append_metrics(row)
-        stop = _stops(config, row)
-        for cb in callbacks:
+        self.history.append(row)
+        if self.writer is not None:
+            self.writer.append_metrics(row)
+        stop = _stops(self.config, row)
+        for cb in self.callbacks:
             stop = bool(cb(epoch, row, model)) or stop
         return stop
 
-    def save(epoch: int) -> None:
-        if writer is not None:
-            resume_state, extra = learner.state()
-            for prefix, opt, params in learner.optimisers:
+    def save(self, epoch: int) -> None:
+        """A checkpoint: weights, optimiser and learner state (nothing without a run folder)."""
+        if self.writer is not None:
+            resume_state, extra = self.learner.state()
+            for prefix, opt, params in self.learner.optimisers:
                 resume_state.update(optimiser_state(opt, params, prefix))
-            writer.save_checkpoint(model, task, epoch, resume_state, extra)
+            self.writer.save_checkpoint(self.model, self.task, epoch, resume_state, extra)
 
-    learner.begin(start)
+    def after_step(self, epoch: int) -> None:
+        """After the step to ``epoch``: evaluate and checkpoint on the run's cadence; marks the run
+        ``finished`` at its last epoch or an early stop."""
+        last = epoch == self.config.epochs
+        if epoch % self.config.eval_every == 0 or last:
+            self.stopped = self.log(epoch)
+        if epoch % self.config.checkpoint_every == 0 or last or self.stopped:
+            self.save(epoch)
+        self.finished = last or self.stopped
+
+    def end(self) -> None:
+        self.learner.end(self.writer)
+
+    def result(self) -> TrainResult:
+        return TrainResult(self.model, self.history, self.writer.path if self.writer is not None else None)
+
+
+def _loop(state: LoopState) -> TrainResult:
+    if state.finished:
+        state.end()
+        return state.result()  # it had finished: nothing is rewritten
+    model, task, config, learner = state.model, state.task, state.config, state.learner
     try:
-        stop = False
-        if not restored:
-            stop = log(0)
-            save(0)
+        state.begin()
         device = next(iter(named_weights(model).values())).device  # a task's tensors live on the CPU
         x, y = task.inputs("train").to(device), task.labels("train").to(device)
-        bar = _progress_bar(config, start, learner.kind)
-        for epoch in range(start + 1, config.epochs + 1):
-            if stop:
+        bar = _progress_bar(config, state.start_epoch, learner.kind)
+        for epoch in range(state.start_epoch + 1, config.epochs + 1):
+            if state.finished:
                 break
             _step(model, task, learner, epoch, x, y)
-            last = epoch == config.epochs
-            if epoch % config.eval_every == 0 or last:
-                stop = log(epoch)
-                if bar is not None:
-                    bar.set_postfix(train=f"{history[-1]['train_acc']:.3f}", test=f"{history[-1]['test_acc']:.3f}")
-            if epoch % config.checkpoint_every == 0 or last or stop:
-                save(epoch)
+            state.after_step(epoch)
             if bar is not None:
+                if epoch % config.eval_every == 0 or epoch == config.epochs:
+                    bar.set_postfix(train=f"{state.history[-1]['train_acc']:.3f}", test=f"{state.history[-1]['test_acc']:.3f}")
                 bar.update(1)
         if bar is not None:
             bar.close()
     finally:
-        learner.end(writer)
-    return TrainResult(model, history, run_dir)
+        state.end()
+    return state.result()
 
 
 def _step(model: Model, task: Task, learner: Learner, epoch: int, x: Tensor, y: Tensor) -> None:
@@ -276,21 +364,24 @@ def _stops(config: Schedule, row: Mapping | None) -> bool:
     return row is not None and config.stop_at_test_acc is not None and row["test_acc"] > config.stop_at_test_acc
 
 
-def _record(model, task, config, learner, parent, parent_key) -> dict:
-    cfg = model_config(model)
+def run_record(task: Task, model: Mapping, config: Schedule, kind: str, learner_record: Mapping,
+               parent: Mapping | None, parent_key: str | None) -> dict:
+    """The record (``config.json``) of a run: task, model config (as a dict), training settings,
+    seeds, the learner's sections, parent and versions. Its spec
+    (:func:`grokinterp.runs.spec_of`) is the run's identity; sweeps compute it before training."""
     record = {
-        "learner": learner.kind,
+        "learner": kind,
         "task": task.to_dict(),
-        "model": config_to_dict(cfg),
+        "model": dict(model),
         "train": config.to_dict(),
-        "seeds": {"split": task.seed, "init": cfg.seed},
+        "seeds": {"split": task.seed, "init": model["seed"]},
         "mask": None,
         "parent": dict(parent) if parent else None,
         "parent_key": parent_key,
         "epoch_convention": "epoch e = after e full-batch steps; epoch 0 = initial weights",
         "versions": library_versions(),
     }
-    extra = learner.record()
+    extra = dict(learner_record)
     record["seeds"].update(extra.pop("seeds", {}))
     record.update(extra)
     return record
@@ -316,7 +407,7 @@ def _restore(writer: RunWriter, model, learner) -> tuple[int, list[dict]]:
 
 
 @contextlib.contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
+def training_settings(threads: int | None) -> Iterator[None]:
     """Training's process settings, restored after: ``threads`` intra-op threads; torch's
     deterministic algorithms (same seeds give bit-identical runs at any thread count); denormals
     flushed — tiny weights after memorisation otherwise slow every CPU step ~2x, and as torch cannot
@@ -339,5 +430,9 @@ def _progress_bar(config: Schedule, start: int, kind: str):
     elsewhere, in a terminal or not) that stays with its final line; ``None`` with ``progress=False``."""
     if not config.progress:
         return None
-    desc = "train" if kind == "dense" else kind.replace("_", "-")
-    return tqdm(total=config.epochs, initial=start, desc=desc, unit="ep", leave=True, dynamic_ncols=True)
+    return epoch_bar(config.epochs, start, "train" if kind == "dense" else kind.replace("_", "-"))
+
+
+def epoch_bar(total: int, initial: int, desc: str):
+    """A tqdm.auto bar over epochs that stays with its final line."""
+    return tqdm(total=total, initial=initial, desc=desc, unit="ep", leave=True, dynamic_ncols=True)

@@ -92,3 +92,14 @@ def test_presets_build_the_papers_models():
     fixture = gi.load_checkpoint(FIXTURES / "model_p99zdpze5l.pt")[0].grokinterp_config if FIXTURES.is_dir() else None
     if fixture is not None:
         assert dataclasses.replace(fixture, seed=0) == pizza.grokinterp_config
+
+
+def test_the_closed_form_template_fit_equals_the_direct_one():
+    from grokinterp.circuits.clock_pizza import _fve
+
+    L = torch.randn(P, P, P, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    L = L + 2 * pizza_template(P, 3) - clock_template(P, 5)
+    fit = template_fve(L, [1, 3, 5])
+    for i, k in enumerate(fit.freqs):
+        assert fit.clock[i] == pytest.approx(_fve(L, clock_template(P, k)), rel=1e-9, abs=1e-12)
+        assert fit.pizza[i] == pytest.approx(_fve(L, pizza_template(P, k)), rel=1e-9, abs=1e-12)

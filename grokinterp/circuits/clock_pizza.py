@@ -273,9 +273,10 @@ def clock_or_pizza(model: Model, freqs: list[int], task=None, *, n_samples: int 
     * ``"mixed"`` otherwise. ``reason`` says which numbers decided it.
     """
     sym = gradient_symmetricity(model, task, n_samples=n_samples, seed=seed)
-    q = distance_irrelevance(model, task)
+    logits = _grid_logits(model, task, "clock or pizza")  # one grid forward for both logit diagnostics
+    q = distance_irrelevance(logits)
     circ = circularity(model)
-    fit = template_fve(model, freqs, task)
+    fit = template_fve(logits, freqs)
     pizza_sym, clock_q, pizza_q = sym >= PIZZA_SYMMETRICITY, q >= CLOCK_DISTANCE_IRRELEVANCE, q <= PIZZA_DISTANCE_IRRELEVANCE
     numbers = f"gradient symmetricity {sym:.3f}, distance irrelevance {q:.3f}"
     if pizza_sym and pizza_q:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from .base import Imported, Layout, check_keys
+from .base import TORCH_SUFFIXES, Imported, Layout, check_keys, recorded_losses
 from .progress_measures import CONFIG_FIELDS, check_nanda_shapes, nanda_architecture, nanda_task
 from .reading import fields_of
 from .state_dicts import from_column_layout
@@ -46,14 +46,14 @@ def _load(path: Path, obj: Any) -> Imported:
         config, checkpoints[e] = c, w
     check_nanda_shapes(fields, config)
     task, assumed, split = nanda_task(fields, config.p)
-    losses = {f"{s}_loss": [float(x) for x in obj[f"{s}_losses"]] for s in ("train", "test") if obj.get(f"{s}_losses") is not None}
+    losses = recorded_losses(obj)
     return Imported("arena", config, checkpoints[epochs[-1]], epochs[-1], task, assumed, split, checkpoints, losses, notes)
 
 
 ARENA = Layout(
     name="arena",
     recognises="a dict with 'state_dicts' and 'epochs' (ARENA's saved runs; column-layout state dicts)",
-    suffixes=(".pth", ".pt", ".bin", ".ckpt"),
+    suffixes=TORCH_SUFFIXES,
     matches=_matches,
     load=_load,
 )

@@ -11,7 +11,15 @@ from torch import Tensor
 from ...models import ModelConfig
 from ...tasks import ModularArithmetic
 
-__all__ = ["Imported", "Layout", "check_keys"]
+__all__ = ["TORCH_SUFFIXES", "Imported", "Layout", "check_keys", "recorded_losses"]
+
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")  # the file names torch.save-d layouts are read from
+
+
+def recorded_losses(file) -> dict[str, list[float]]:
+    """The per-epoch ``train_losses`` / ``test_losses`` lists a legacy file records, as
+    ``{"train_loss": [...], "test_loss": [...]}`` (only those present)."""
+    return {f"{s}_loss": [float(x) for x in file[f"{s}_losses"]] for s in ("train", "test") if file.get(f"{s}_losses") is not None}
 
 
 @dataclass(frozen=True)

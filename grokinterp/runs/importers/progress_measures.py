@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 
 from ...models import TransformerConfig
 from ...tasks import ModularArithmetic
-from .base import Imported, Layout, check_keys
+from .base import TORCH_SUFFIXES, Imported, Layout, check_keys, recorded_losses
 from .config_fields import check_allowed_values, check_shape_fields
 from .reading import fields_of
 from .splits import python_shuffle_task
@@ -83,7 +83,7 @@ def _load(path: Path, obj: Any) -> Imported:
     config, weights, notes = from_column_layout(_state_dict(obj), nanda_architecture(fields))
     check_nanda_shapes(fields, config)
     task, assumed, split = nanda_task(fields, config.p)
-    losses = {f"{s}_loss": [float(x) for x in file[f"{s}_losses"]] for s in ("train", "test") if file.get(f"{s}_losses") is not None}
+    losses = recorded_losses(file)
     epoch = int(file["epoch"]) if file.get("epoch") is not None else None
     return Imported("progress_measures", config, weights, epoch, task, assumed, split, None, losses, notes)
 
@@ -92,7 +92,7 @@ PROGRESS_MEASURES = Layout(
     name="progress_measures",
     recognises="a column-layout state dict (embed.W_E (d_model, d_vocab), attn.W_O (d_model, heads*d_head)), bare or "
     "as 'model' with the progress-measures Config, in a file not named like a clock-vs-pizza model_<id>.pt",
-    suffixes=(".pth", ".pt", ".bin", ".ckpt"),
+    suffixes=TORCH_SUFFIXES,
     matches=_matches,
     load=_load,
 )

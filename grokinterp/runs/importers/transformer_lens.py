@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .base import Imported, Layout, check_keys
+from .base import TORCH_SUFFIXES, Imported, Layout, check_keys, recorded_losses
 from .config_fields import attn_scale_ok, check_allowed_values, check_shape_fields
 from .reading import fields_of
 from .splits import stored_indices_task
@@ -82,7 +82,7 @@ def _load(path: Path, obj: Any) -> Imported:
         split, assumed = "the file's stored train_indices (TransformerLens demo: addition over all pairs)", False
     else:
         task, split, assumed = None, "assumed: the file records no task or split", True
-    losses = {f"{s}_loss": [float(x) for x in file[f"{s}_losses"]] for s in ("train", "test") if file.get(f"{s}_losses") is not None}
+    losses = recorded_losses(file)
     return Imported("transformer_lens", config, weights, epoch, task, assumed, split, checkpoints, losses, notes)
 
 
@@ -90,7 +90,7 @@ TRANSFORMER_LENS = Layout(
     name="transformer_lens",
     recognises="a HookedTransformer state dict (embed.W_E (d_vocab, d_model), attn.W_O (heads, d_head, d_model)), "
     "bare or as 'model' in a TransformerLens grokking-demo file",
-    suffixes=(".pth", ".pt", ".bin", ".ckpt"),
+    suffixes=TORCH_SUFFIXES,
     matches=_matches,
     load=_load,
 )

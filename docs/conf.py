@@ -4,7 +4,12 @@ The site builds and reads offline:
 
 - one plotly.js for every page, copied from the installed plotly package into ``_static``; the
   notebooks' figures are ``<div>``s that draw with it (:func:`grokinterp.report.plotting.use_offline_renderer`);
-- no MathJax, no require.js, no widget scripts, nothing from a CDN;
+- formulas (``$...$`` and ``$$...$$`` in the Markdown pages and the notebooks' Markdown cells,
+  ``{math}``) are drawn by MathJax 3 from the installed ``django-static-mathjax`` package: its
+  single-file ``tex-svg.js`` build (everything in one script, nothing loaded later) is copied into
+  ``_static/mathjax/``, the file grokinterp's HTML reports use too
+  (:func:`grokinterp.report.html.mathjax_source`); pages without a formula do not load it;
+- no require.js, no widget scripts, nothing from a CDN;
 - the notebooks are executed during the build in quick mode (``GROKINTERP_QUICK=1``), writing their
   runs to a temporary folder (``GROKINTERP_OUT`` overrides it). A notebook that fails is a warning,
   hence an error under ``sphinx-build -W``; its traceback is saved in ``<outdir>/reports/``, and
@@ -20,6 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
+
+from grokinterp.report.html import mathjax_source  # noqa: E402  (the repository first on the path)
 
 project = "grokinterp"
 author = "the grokinterp authors"
@@ -49,6 +56,8 @@ _OWN_OUT = "GROKINTERP_OUT" not in os.environ
 if _OWN_OUT:
     os.environ["GROKINTERP_OUT"] = tempfile.mkdtemp(prefix="grokinterp-docs-runs-")
 os.environ.setdefault("GROKINTERP_THREADS", "1")  # one thread: the build may share the machine
+# the clock-vs-pizza authors' released models, read by the legacy-checkpoints how-to: shared/ beside the repository
+os.environ.setdefault("GROKINTERP_FIXTURES", str(HERE.parent.parent / "shared" / "fixtures"))
 nb_execution_mode = os.environ.get("GROKINTERP_NB_EXECUTION", "force")
 nb_execution_timeout = int(os.environ.get("GROKINTERP_NB_TIMEOUT", "600"))
 nb_execution_raise_on_error = False  # a failure is a warning (an error under -W) and a report file
@@ -57,7 +66,10 @@ nb_output_stderr = "remove"  # library warnings printed while importing are not 
 nb_ipywidgets_js = {}  # no require.js / widget scripts from a CDN
 # figures: use the HTML <div> (drawn by the site's plotly.js), not plotly's JSON mimetype
 nb_mime_priority_overrides = [("html", "application/vnd.plotly.v1+json", None)]
-myst_enable_extensions = ["colon_fence"]
+myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath"]
+# MathJax from the installed package, copied into _static at the end of the build (see setup)
+MATHJAX_STATIC = "mathjax/tex-svg.js"
+mathjax_path = MATHJAX_STATIC
 
 # --- API reference -------------------------------------------------------------------------------
 autosummary_generate = False
@@ -74,7 +86,7 @@ suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
 
 
 def _finish(app, exception):
-    """Copy plotly.js into _static, record notebook execution, drop the temporary runs."""
+    """Copy plotly.js and MathJax into _static, record notebook execution, drop the temporary runs."""
     if _OWN_OUT:
         shutil.rmtree(os.environ["GROKINTERP_OUT"], ignore_errors=True)
     if exception is not None or app.builder.format != "html":
@@ -84,6 +96,9 @@ def _finish(app, exception):
     static = Path(app.outdir) / "_static"
     static.mkdir(parents=True, exist_ok=True)
     (static / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+    mathjax = static / MATHJAX_STATIC
+    mathjax.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mathjax_source(), mathjax)
 
     record = {}
     for docname, data in sorted(getattr(app.env, "nb_metadata", {}).items()):

@@ -83,9 +83,16 @@ def test_html_report_is_offline_and_draws_every_figure(tmp_path):
         assert name in figures and f'data-figure="{name}"' in html
     assert not re.search(r"""src=["']?(https?:)?//""", html) and "MathJax.js?config" not in html
     assert html.count("Plotly.newPlot(") == len(figures)
+    # the summary's numbers are defined by formulas, drawn by the inlined MathJax
+    assert "<h2>definitions</h2>" in html and "Fourier entropy" in html.split("<h2>definitions</h2>")[1]
+    n_formulas = html.count('class="gi-math" data-tex="')
+    assert n_formulas >= 20
     dom = dump_dom(path.as_uri())
     assert dom.count('class="main-svg"') >= 2 * len(figures)
     assert re.search(r'id="circuits-vis-[^"]+"[^>]*>\s*<div', dom), "the attention view is drawn"
+    drawn = re.findall(r"<mjx-container.*?</mjx-container>", dom, re.S)
+    assert len(drawn) == n_formulas and dom.count('data-typeset=""') == n_formulas
+    assert not any('data-mml-node="merror"' in d for d in drawn), "a definition has a TeX error"
 
 
 def test_analyze_checkpoint_and_legacy_files(grokked_run, tmp_path):

@@ -2,7 +2,8 @@
 
 One Sphinx build (warnings are errors) executes every notebook in quick mode; the checks below read
 its record (``notebook_execution.json``) and its pages, then serve the site from 127.0.0.1 and open
-the notebook pages in headless Chromium with every other host unreachable.
+the notebook pages and pages with formulas in headless Chromium with every other host unreachable,
+checking that figures and formulas are drawn and that every file a page asked for was there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from browser import dump_dom
+from grokinterp.report.html import mathjax_source
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
@@ -112,16 +114,22 @@ def test_pages_load_nothing_from_elsewhere(build):
         text = page.read_text()
         assert not re.search(r"""<script[^>]+src=["']?(https?:)?//""", text), f"{page}: external script"
         assert not re.search(r"""<link[^>]+href=["']?(https?:)?//""", text), f"{page}: external link tag"
-        assert not re.search(r"""<script[^>]+src=["']?[^"'>]*(mathjax|require)""", text, re.I), f"{page}: MathJax/require"
+        assert not re.search(r"""<script[^>]+src=["']?[^"'>]*require""", text, re.I), f"{page}: require.js"
+        for src in re.findall(r"""<script[^>]+src=["']?([^"'> ]*mathjax[^"'> ]*)""", text, re.I):
+            assert src.endswith("_static/mathjax/tex-svg.js") and "//" not in src, f"{page}: MathJax from {src}"
         assert not re.search(r"cdn\.plot\.ly|unpkg\.com|cdn\.jsdelivr|cdnjs\.", text, re.I), f"{page}: CDN address"
     plotly_js = list(build.html.rglob("plotly*.js"))
     assert [p.relative_to(build.html).as_posix() for p in plotly_js] == ["_static/plotly.min.js"], "one plotly.js"
     assert plotly_js[0].stat().st_size > 1_000_000
+    mathjax = [p.relative_to(build.html).as_posix() for p in build.html.rglob("*.js") if "mathjax" in p.as_posix().lower()]
+    assert mathjax == ["_static/mathjax/tex-svg.js"], "one MathJax, the single-file build"
+    assert (build.html / mathjax[0]).read_bytes() == mathjax_source().read_bytes(), "the installed package's file"
 
 
 @pytest.fixture(scope="module")
 def server(build):
     assert build.returncode == 0, f"sphinx-build -W failed:\n{build.log}"
+    QuietHandler.requests.clear()
     handler = functools.partial(QuietHandler, directory=str(build.html))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -132,8 +140,25 @@ def server(build):
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site without printing; remembers (path, status) of every request."""
+
+    requests: list[tuple[str, int]] = []
+
     def log_message(self, *args) -> None:
         pass
+
+    def log_request(self, code="-", size="-") -> None:
+        QuietHandler.requests.append((self.path, int(getattr(code, "value", code))))
+
+
+def _load(server: str, page: str) -> str:
+    """The page's DOM after its scripts ran; fails if it asked the server for anything missing."""
+    QuietHandler.requests.clear()
+    dom = dump_dom(f"{server}/{page}")
+    # (the browser asks for /favicon.ico by itself; the site has none)
+    missing = [(path, code) for path, code in QuietHandler.requests if code >= 400 and path != "/favicon.ico"]
+    assert not missing, f"{page} asked for files that are not in the site: {missing}"
+    return dom
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -141,8 +166,45 @@ def test_notebook_page_draws_its_figures_offline(build, server, name):
     page = (build.html / "notebooks" / f"{name}.html").read_text()
     n_figures = page.count('class="plotly-graph-div"')
     assert n_figures >= 1, f"{name}: no plotly figure on the page"
-    dom = dump_dom(f"{server}/notebooks/{name}.html")
+    dom = _load(server, f"notebooks/{name}.html")
     assert dom.count("js-plotly-plot") >= n_figures, f"{name}: not every figure was drawn"
     assert dom.count('class="main-svg"') >= 2 * n_figures  # plotly draws two svg layers per figure
     if name == "06_circuit":
         assert re.search(r'id="circuits-vis-[^"]+"[^>]*>\s*<div', dom), "the attention view is drawn"
+
+
+# ------------------------------------------------------------------------------------- formulas
+MATH_PAGES = ["concepts", "howto/hooks", "howto/legacy-checkpoints", "notebooks/01_grokking", "notebooks/06_circuit",
+              "notebooks/08_clock_or_pizza"]
+
+
+@pytest.mark.parametrize("page", MATH_PAGES)
+def test_formulas_are_drawn_as_maths_offline(build, server, page):
+    html = (build.html / f"{page}.html").read_text()
+    n_math = len(re.findall(r'class="math notranslate nohighlight"', html))
+    assert n_math >= 3, f"{page}: its formulas are not maths ({n_math} math elements)"
+    assert re.search(r'<script[^>]+src="(\.\./)*_static/mathjax/tex-svg\.js"', html), f"{page}: no local MathJax"
+    dom = _load(server, f"{page}.html")
+    drawn = re.findall(r"<mjx-container.*?</mjx-container>", dom, re.S)
+    assert len(drawn) == n_math, f"{page}: {len(drawn)} of {n_math} formulas drawn"
+    assert all("<svg" in d and 'data-mml-node="merror"' not in d for d in drawn), f"{page}: a formula has a TeX error"
+    assert not re.search(r"\\\(|\\\[|\$\$", " ".join(re.findall(r'<span class="math[^"]*">(.*?)</span>', dom))), \
+        f"{page}: TeX left undrawn"
+
+
+def test_pages_without_formulas_load_no_mathjax(build):
+    for page in ("index", "howto/sweeps", "api/fourier"):
+        html = (build.html / f"{page}.html").read_text()
+        assert "notranslate nohighlight" not in html and "tex-svg.js" not in html, page
+
+
+# ---------------------------------------------------------------------------- executed how-tos
+def test_legacy_checkpoint_how_to_runs_its_code(build):
+    record = build.executed().get("howto/legacy-checkpoints")
+    assert record is not None and record["succeeded"], f"the legacy-checkpoints page did not run: {record}\n{build.log}"
+    page = (build.html / "howto" / "legacy-checkpoints.html").read_text()
+    assert page.count("cell_output") >= 5 and "Traceback" not in page
+    assert "layout: clock_pizza" in page and "grid accuracy: 1.0" in page  # the authors' released model A
+    assert "clock or pizza: clock" in page  # model B, analysed
+    assert page.count("largest logit difference 0.0e+00") == 4  # every checkpoint of the demo-layout file
+    assert "none of the layouts grokinterp reads" in page

@@ -35,6 +35,7 @@ from .fig_weights import (
     neuron_spectra_figure,
     svd_figure,
 )
+from .definitions import definition_html
 from .html import PlotlyJS, circuitsvis_attention_html, write_page
 from .plotting import use_offline_renderer
 from .style import run_colours
@@ -239,7 +240,8 @@ def _summary_table(reports: Sequence, names: Sequence[str]) -> str:
 def report_html(reports: Sequence, path: str | Path, title: str, names: Sequence[str] | None = None,
                 plotlyjs: PlotlyJS = "inline") -> Path:
     """One offline page for one report or several compared (a base run and its ticket, controls,
-    seeds): the summary table, for several runs the comparison views (curves overlaid on one epoch
+    seeds): the summary table, the definitions of its numbers (formulas drawn by MathJax, inline or
+    beside the page like plotly.js), for several runs the comparison views (curves overlaid on one epoch
     axis, aligned spectra and progress measures, a checkpoint slider), then each run's own figures
     (for up to four runs). ``plotlyjs``: ``"inline"`` (one self-contained file) or ``"directory"``
     (``plotly.min.js`` written once next to the page and referenced relatively)."""
@@ -251,6 +253,10 @@ def report_html(reports: Sequence, path: str | Path, title: str, names: Sequence
         raise GrokinterpError(f"report_html needs one distinct name per report; got {len(reports)} reports and names {names}")
     several = len(reports) > 1
     sections = [("summary", _summary_table(reports, names))]
+    present = [label for label, key in summary_rows() if any(lookup(r, key) is not None for r in reports)]
+    definitions = definition_html(present)
+    if definitions:
+        sections.append(("definitions", definitions))
     figures = comparison_figures(reports, names) if several else {}
     per_run = not several or len(reports) <= PER_RUN_LIMIT
     for name, report in zip(names, reports):

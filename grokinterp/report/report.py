@@ -178,9 +178,10 @@ class Report:
         return report_figures(self)
 
     def to_html(self, path: str | Path, title: str | None = None, plotlyjs: PlotlyJS = "inline") -> Path:
-        """One HTML file that opens offline (circuitsvis from its bundle). ``plotlyjs="inline"``
-        (default) puts plotly.js in the file; ``"directory"`` writes ``plotly.min.js`` once next to it
-        and references it relatively (for a folder of reports)."""
+        """One HTML file that opens offline (circuitsvis from its bundle; the summary's definitions
+        as formulas drawn by MathJax). ``plotlyjs="inline"`` (default) puts plotly.js and MathJax in
+        the file; ``"directory"`` writes ``plotly.min.js`` and ``mathjax-tex-svg.js`` once next to it
+        and references them relatively (for a folder of reports)."""
         if title is None:
             title = f"grokinterp report: {Path(self.source).name}"
             if self.task_assumed:

@@ -107,11 +107,21 @@ def test_two_run_page_draws_the_overlay_and_the_slider_moves(comparison, tmp_pat
       out.overlay = curves.data.filter(t => t.name.endsWith('test acc')).map(t => [t.name, t.xaxis || 'x', t.yaxis || 'y']);
       out.drawn = curves.querySelectorAll('.scatterlayer .trace').length;
       const slider = figs.find(d => d.dataset.figure === 'embedding spectrum over training, every run').querySelector('.js-plotly-plot');
-      const names = slider._transitionData._frames.map(f => f.name);
-      await Plotly.animate(slider, [names[0]], {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}});
-      out.first = slider.data[0].y.slice();
-      await Plotly.animate(slider, [names[names.length - 1]], {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}});
-      out.last = slider.data[0].y.slice();
+      const frames = slider._transitionData._frames;
+      const names = frames.map(f => f.name);
+      // step to a frame, then wait until the plot shows its data (headless Chromium's virtual clock
+      // can leave the promise of Plotly.animate pending after the frame is shown)
+      const show = async (k) => {
+        Plotly.animate(slider, [names[k]], {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}})
+          .catch(() => {});
+        const want = JSON.stringify(Array.from(frames[k].data[0].y));
+        for (let i = 0; i < 200 && JSON.stringify(Array.from(slider.data[0].y)) !== want; i++) {
+          await new Promise(resolve => setTimeout(resolve, 50));
+        }
+        return Array.from(slider.data[0].y);
+      };
+      out.first = await show(0);
+      out.last = await show(names.length - 1);
       out.steps = slider.layout.sliders[0].steps.length;
       out.frames = names.length;
       document.getElementById('probe').textContent = JSON.stringify(out);

@@ -52,25 +52,30 @@ table.definitions td { vertical-align: top; padding: 6px 10px; } table.definitio
 table.definitions .gloss { color: #555; font-size: 0.9em; margin-top: 2px; max-width: 50em; }
 """
 
-# MathJax is told not to scan the page (startup.typeset: false) and then draws each element of
-# class gi-math with a data-tex attribute: the formulas the page put there itself, nothing else.
-_MATHJAX_CONFIG = """window.MathJax = {
+# MathJax is told not to scan the page (startup.typeset: false); grokinterpTypeset() draws each
+# element of class gi-math with a data-tex attribute: the formulas the page put there itself, nothing
+# else. The page calls it right after its sections, before the figures below them draw (so that no
+# figure moves once drawn), and MathJax's pageReady again for any formula not drawn by then.
+_MATHJAX_CONFIG = """window.grokinterpTypeset = function () {
+  document.querySelectorAll(".gi-math[data-tex]:not([data-typeset])").forEach(function (el) {
+    var out = MathJax.tex2svg(el.getAttribute("data-tex"), {display: el.tagName === "DIV"});
+    el.textContent = "";
+    el.appendChild(out);
+    el.setAttribute("data-typeset", "");
+  });
+  MathJax.startup.document.updateDocument();
+};
+window.MathJax = {
   startup: {
     typeset: false,
     pageReady: function () {
-      return MathJax.startup.defaultPageReady().then(function () {
-        document.querySelectorAll(".gi-math[data-tex]").forEach(function (el) {
-          var out = MathJax.tex2svg(el.getAttribute("data-tex"), {display: el.tagName === "DIV"});
-          el.textContent = "";
-          el.appendChild(out);
-          el.setAttribute("data-typeset", "");
-        });
-        MathJax.startup.document.updateDocument();
-      });
+      return MathJax.startup.defaultPageReady().then(window.grokinterpTypeset);
     }
   },
   svg: {fontCache: "local"}
 };"""
+_TYPESET_NOW = ('<script type="text/javascript">if (window.MathJax && MathJax.tex2svg) { window.grokinterpTypeset(); }'
+                "</script>")
 
 
 def script_json(value) -> str:
@@ -175,6 +180,8 @@ def write_page(path: str | Path, title: str, sections: Iterable[tuple[str, str]]
     sections = list(sections)
     parts = [f"<h2>{_html.escape(h)}</h2>\n{body}" for h, body in sections]
     has_math = any('class="gi-math" data-tex="' in body for _, body in sections)
+    if has_math:
+        parts.append(_TYPESET_NOW)
     for name, fig in (figures or {}).items():
         parts.append(f'<h2>{_html.escape(name)}</h2>\n<div class="figure" data-figure="{_html.escape(name)}">'
                      f"{figure_html(fig)}</div>")

@@ -137,13 +137,12 @@ def _measure(
     if sign is not None:
         inputs, labels = splits["train"]
         dec = FrequencyDecomposition(logits, B, sign, freqs, inputs, observed)
-        everything = torch.ones_like(dec.owner, dtype=torch.bool)
-        row["restricted_loss"] = cross_entropy(dec.restricted(everything), labels)
-        row["excluded_loss"] = cross_entropy(dec.excluded(everything), labels)
-        if per_frequency:
-            for k in freqs:
-                row[f"restricted_loss_{k}"] = cross_entropy(dec.restricted(dec.owner == k), labels)
-                row[f"excluded_loss_{k}"] = cross_entropy(dec.excluded(dec.owner == k), labels)
+        restricted, restricted_k = dec.losses(labels, "restricted", per_frequency)
+        excluded, excluded_k = dec.losses(labels, "excluded", per_frequency)
+        row["restricted_loss"], row["excluded_loss"] = restricted, excluded
+        for k in restricted_k:
+            row[f"restricted_loss_{k}"] = restricted_k[k]
+            row[f"excluded_loss_{k}"] = excluded_k[k]
         planes = planes or TrigPlanes(B, freqs, sign, observed)
         row["logit_fit"] = fit_logits(group_logits(logits, B, observed), planes)[0].fraction_explained
     embed_coeffs = fft1d(w.W_E.T.double(), B)  # (d, n)

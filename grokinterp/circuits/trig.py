@@ -28,9 +28,10 @@ from torch import Tensor
 from ..fourier.basis import BasisKind, FourierBasis, op_sign
 from ..fourier.pairs import ObservedPairs, observed_pairs
 from ..errors import GrokinterpError
-from ..fourier.spectra import CLUSTER_THRESHOLD, neuron_frequencies_in, key_frequencies, resolve_basis
+from ..fourier.grid import GridAnalysis, as_grid
+from ..fourier.spectra import CLUSTER_THRESHOLD, NeuronFrequencies, neuron_frequencies_in
 from ..tasks import ModularArithmetic
-from ..models.weights import Activations, ModelLike, ModelWeights, as_weights, check_task, grid_activations
+from ..models.weights import Activations, ModelLike, ModelWeights
 
 __all__ = [
     "FIT_THRESHOLD",
@@ -174,9 +175,11 @@ def group_logits(logits: Tensor, B: FourierBasis, observed: ObservedPairs | None
     """Logits on the observed pairs (default: the full group grid, rows x_a*n + x_b), answers in group
     order, centred over c, float64; on part of the grid also centred over the pairs per answer."""
     observed = observed if observed is not None else observed_pairs(B)
-    L = logits.detach().double().cpu()[observed.rows][:, B.tokens]
-    L = L - L.mean(1, keepdim=True)
-    return L if observed.full else L - L.mean(0, keepdim=True)
+    L = logits.detach().cpu()[observed.rows][:, B.tokens].double()  # index first: one (M, n) float64 copy
+    L -= L.mean(1, keepdim=True)
+    if not observed.full:
+        L -= L.mean(0, keepdim=True)
+    return L
 
 
 def fit_logits(L: Tensor, planes: TrigPlanes) -> tuple[LogitFit, Tensor]:
@@ -196,33 +199,33 @@ def fit_logits(L: Tensor, planes: TrigPlanes) -> tuple[LogitFit, Tensor]:
     return fit, plane
 
 
-def _resolve_setup(model: ModelLike, task, basis, freqs) -> tuple[ModelWeights, FourierBasis, int, list[int], ObservedPairs]:
-    w = as_weights(model)
-    task = check_task(w, task)
-    B = resolve_basis(w, task, basis)
-    sign = op_sign(task.op if task is not None else None)
+def _resolve_setup(model, task, basis, freqs) -> tuple[GridAnalysis, FourierBasis, int, list[int], ObservedPairs]:
+    g = as_grid(model, task, basis)
+    B = g.basis
+    sign = op_sign(g.task.op if g.task is not None else None)
     if freqs is None:
-        freqs = key_frequencies(w, task, basis=B)
+        freqs = g.key_frequencies()
     freqs = sorted({B.check_freq(k) for k in freqs})
-    return w, B, sign, freqs, observed_pairs(B, task)
+    return g, B, sign, freqs, g.observed
 
 
 def logit_fit(
-    model: ModelLike,
+    model: ModelLike | GridAnalysis,
     task: ModularArithmetic | None = None,
     freqs: list[int] | None = None,
     basis: BasisKind | FourierBasis | None = None,
 ) -> LogitFit:
     """Fit the logits over the task's pairs (the full grid without a task) to
     ``Σ_k α_k cos(w_k(a+b-c))`` (``freqs`` default: the key frequencies). Nanda et al. 2023, Sec. 5:
-    the fit explains most of the logit variance after grokking."""
-    w, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
-    L = group_logits(grid_activations(w).logits, B, observed)
+    the fit explains most of the logit variance after grokking. ``model`` may be a
+    :class:`~grokinterp.fourier.grid.GridAnalysis` (its grid forward is reused)."""
+    g, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
+    L = group_logits(g.logits, B, observed)
     return fit_logits(L, TrigPlanes(B, freqs, sign, observed))[0]
 
 
 def trig_identity_check(
-    model: ModelLike,
+    model: ModelLike | GridAnalysis,
     task: ModularArithmetic | None = None,
     freqs: list[int] | None = None,
     basis: BasisKind | FourierBasis | None = None,
@@ -232,17 +235,18 @@ def trig_identity_check(
     """Check each key frequency's stage of the algorithm: neurons (2D terms of frequency k and the
     cos/sin(w(a+b)) share of the cluster), residual and logits (cos/sin(w(a+b)) share), and the fit of
     the logits to ``α cos(w(a+b-c))``; a :class:`FrequencyVerdict` per frequency. Every share is taken
-    over the task's pairs (the full grid without a task)."""
+    over the task's pairs (the full grid without a task). ``model`` may be a
+    :class:`~grokinterp.fourier.grid.GridAnalysis` (its grid forward and neuron clusters are reused)."""
     if not 0.0 < float(fit_threshold) <= 1.0:
         raise GrokinterpError(f"fit_threshold must lie in (0, 1], got {fit_threshold!r}")
-    w, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
-    acts = grid_activations(w)
-    return _trig_check(w, B, sign, freqs, acts, float(fit_threshold), float(cluster_threshold), observed)
+    g, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
+    return _trig_check(g.weights, B, sign, freqs, g.activations, float(fit_threshold), float(cluster_threshold), observed,
+                       g.neuron_frequencies(cluster_threshold))
 
 
 def _trig_check(
     w: ModelWeights, B: FourierBasis, sign: int, freqs: list[int], acts: Activations, fit_threshold: float,
-    cluster_threshold: float, observed: ObservedPairs | None = None,
+    cluster_threshold: float, observed: ObservedPairs | None = None, neurons: NeuronFrequencies | None = None,
 ) -> TrigIdentityCheck:
     observed = observed if observed is not None else observed_pairs(B)
     planes = TrigPlanes(B, freqs, sign, observed)
@@ -252,13 +256,13 @@ def _trig_check(
     logit_total = L.square().sum().clamp(min=1e-300)
     R = _centre(acts.resid.detach().double().cpu()[rows])
     resid_plane = planes.plane_energy(R) / R.square().sum().clamp(min=1e-300)
-    nf = neuron_frequencies_in(w, B, cluster_threshold, acts.post, observed)
-    P = _centre(acts.post.detach().double().cpu()[rows])
+    nf = neurons if neurons is not None else neuron_frequencies_in(w, B, cluster_threshold, acts.post, observed)
+    post = acts.post.detach().cpu()
     verdicts = []
     for i, k in enumerate(freqs):
         members = torch.nonzero(nf.cluster == k).flatten()
         if len(members):
-            Pk = P[:, members]
+            Pk = _centre(post[rows][:, members].double())  # the cluster's neurons only, centred over the pairs
             sum_planes = TrigPlanes(B, [k], sign, observed).plane_energy(Pk)[0]
             neuron_sum = float(sum_planes / Pk.square().sum().clamp(min=1e-300))
             neuron_frac = float(nf.fraction[members].mean())

@@ -47,6 +47,7 @@ __all__ = [
     "frequency_power_2d",
     "get_basis",
     "group_grid_rows",
+    "group_sums",
     "ifft1d",
     "ifft2d",
     "multiplicative_basis",
@@ -56,6 +57,7 @@ __all__ = [
     "project_onto_frequency",
     "spectral_entropy",
     "sum_direction_table",
+    "sum_direction_values",
     "sum_directions",
 ]
 
@@ -432,6 +434,34 @@ def sum_direction_table(
     keep = norms > 1e-9
     return rows[keep] / norms[keep, None], owner[keep]
 
+
+
+def sum_direction_values(
+    basis: FourierBasis, freqs: list[int], sign: int = 1
+) -> tuple[Float[Tensor, "m n"], Int[Tensor, " m"]]:
+    """The rows of :func:`sum_direction_table` as functions of the group sum ``s = x_a + sign x_b
+    (mod n)``: row r of the table at group position ``(x_a, x_b)`` is ``values[r, s]``. Every s
+    occurs n times on the grid, so the unit rows are ``cos(w_k s) / sqrt(n Σ_s cos²(w_k s))`` and
+    the same for the sine, with ``w_k = 2πk/n``; zero rows (the sine at k = n/2) are dropped. float64."""
+    if sign not in (1, -1):
+        raise GrokinterpError(f"sign must be +1 (a+b) or -1 (a-b), got {sign!r}")
+    ks = [basis.check_freq(k) for k in freqs]
+    if not ks:
+        return torch.zeros(0, basis.n, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    x = torch.arange(basis.n, dtype=torch.float64)
+    w = 2 * math.pi * torch.tensor(ks, dtype=torch.float64)[:, None] / basis.n
+    rows = torch.cat([torch.cos(w * x), torch.sin(w * x)])
+    owner = torch.tensor(ks + ks, dtype=torch.long)
+    norms = rows.norm(dim=1) * math.sqrt(basis.n)  # the norm over the n² grid positions
+    keep = norms > 1e-9
+    return rows[keep] / norms[keep, None], owner[keep]
+
+
+def group_sums(positions: Int[Tensor, " m"], n: int, sign: int = 1) -> Int[Tensor, " m"]:
+    """``s = x_a + sign x_b (mod n)`` of group-grid positions ``x_a n + x_b``."""
+    if sign not in (1, -1):
+        raise GrokinterpError(f"sign must be +1 (a+b) or -1 (a-b), got {sign!r}")
+    return (positions // n + sign * (positions % n)) % n
 
 def op_sign(op: str | None) -> int:
     """Sign s of the second operand in the circuit's group coordinate: the answer of ``add`` /

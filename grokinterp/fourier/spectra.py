@@ -50,6 +50,10 @@ CLUSTER_THRESHOLD = 0.85
 
 Method = Literal["logit", "embed", "neuron"]
 
+#: Elements of the float64 (n, n, neurons) 2D transform :func:`neuron_frequencies_in` forms at once
+#: (the neurons are transformed in blocks of ``NEURON_BLOCK_ELEMENTS // n²``; 2^23 doubles = 64 MiB).
+NEURON_BLOCK_ELEMENTS = 2**23
+
 
 def resolve_basis(
     model: ModelLike, task: ModularArithmetic | None = None, basis: BasisKind | FourierBasis | None = None
@@ -227,8 +231,13 @@ def neuron_frequencies_in(
         fractions, total = pair_frequency_fractions(post, observed)
         variance = total / observed.count
         return _clusters(fractions, total, variance, threshold, B)
-    coeffs = _activation_components(w, B, post)
-    fractions, total = frequency_fractions(coeffs, B)
+    if post is None:
+        post = grid_activations(w).post
+    # per neuron the fractions read that neuron's column only: a block of neurons at a time keeps the
+    # float64 2D transform at (n, n, block) instead of (n, n, d_mlp)
+    block = max(1, NEURON_BLOCK_ELEMENTS // (B.n * B.n))
+    parts = [frequency_fractions(_activation_components(w, B, cols), B) for cols in post.split(block, dim=1)]
+    fractions, total = torch.cat([f for f, _ in parts]), torch.cat([t for _, t in parts])
     return _clusters(fractions, total, total / (B.n * B.n), threshold, B)
 
 
@@ -256,17 +265,20 @@ def select_frequencies(scores: Float[Tensor, " f"], threshold: float = KEY_FREQU
 
 
 def frequency_scores(
-    w: ModelWeights, B: FourierBasis, method: str, post: Tensor | None = None, observed: ObservedPairs | None = None
+    w: ModelWeights, B: FourierBasis, method: str, post: Tensor | None = None, observed: ObservedPairs | None = None,
+    neurons: NeuronFrequencies | None = None,
 ) -> Tensor:
     """The score per frequency that :func:`key_frequencies` thresholds, by ``method`` (``"logit"``:
-    power of W_L over tokens; ``"embed"``: of W_E; ``"neuron"``: neurons per cluster, over the
-    ``observed`` pairs)."""
+    ``Σ_i P_k(W_L[i])``, the power of W_L over tokens summed over neurons; ``"embed"``: the same of
+    W_E over the embedding dimensions; ``"neuron"``: ``Σ_{i: freq_i = k} fraction_i variance_i``,
+    over the ``observed`` pairs). ``neurons``: the neuron decomposition at
+    :data:`CLUSTER_THRESHOLD` when already computed (else it is computed from ``post``)."""
     if method == "logit":
         return _power_over_tokens(w.W_L, B).sum(0)
     if method == "embed":
         return _power_over_tokens(w.W_E.T, B).sum(0)
     if method == "neuron":
-        nf = neuron_frequencies_in(w, B, CLUSTER_THRESHOLD, post, observed)
+        nf = neurons if neurons is not None else neuron_frequencies_in(w, B, CLUSTER_THRESHOLD, post, observed)
         weight = (nf.fraction * nf.variance).double()
         scores = torch.zeros(B.n_freqs + 1, dtype=torch.float64)
         return scores.index_add_(0, nf.frequency, weight)

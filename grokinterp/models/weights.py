@@ -339,16 +339,31 @@ class Activations:
     pattern: Optional[Float[Tensor, "N layers heads n_ctx"]]
 
 
+#: Rows per forward pass of :func:`grid_activations`: a larger input is run in blocks of this many
+#: pairs, so that the intermediate tensors of the forward (keys, values, pre-activations of every
+#: position) stay bounded while the outputs are kept whole.
+GRID_BLOCK = 16384
+
+
 @torch.no_grad()
-def grid_activations(model: ModelLike, inputs: Int[Tensor, "N 2"] | None = None) -> Activations:
+def grid_activations(model: ModelLike, inputs: Int[Tensor, "N 2"] | None = None, block: int = GRID_BLOCK) -> Activations:
     """Forward pass returning logits, neurons, final residual and attention at the answer position.
 
     ``inputs`` defaults to the full grid, a-major (row ``a*p + b`` is ``(a, b)``). Same function as
     the model's forward (checked in the tests); the first layer's queries, keys and values are read
-    from per-(position, token) tables, since a first-layer input depends on one token only.
+    from per-(position, token) tables, since a first-layer input depends on one token only. Every
+    output row depends on its own pair only, so the pairs are run ``block`` at a time and the
+    outputs concatenated (peak memory: the outputs plus one block's intermediates).
     """
     w = as_weights(model)
-    return w.forward(grid_pairs(w.p) if inputs is None else inputs)
+    inputs = grid_pairs(w.p) if inputs is None else _check_pairs(inputs, w.p)
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise GrokinterpError(f"block must be a positive number of pairs, got {block!r}")
+    if inputs.shape[0] <= block:
+        return w.forward(inputs)
+    parts = [w.forward(chunk) for chunk in inputs.split(block)]
+    pattern = None if parts[0].pattern is None else torch.cat([a.pattern for a in parts])
+    return Activations(*(torch.cat([getattr(a, f) for a in parts]) for f in ("logits", "post", "resid")), pattern)
 
 
 def _mlp_forward(w: ModelWeights, inputs: Tensor) -> Activations:

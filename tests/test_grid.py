@@ -87,6 +87,19 @@ def test_batched_ablation_equals_the_per_frequency_formulation(p, op, pairs, kin
         assert float(cross_entropy_f64(getattr(dec, kind)(everything), task.train_labels)) == pytest.approx(ref_loss, rel=1e-10)
 
 
+def test_excluded_loss_of_logits_far_apart():
+    """Logits spread over thousands of nats: the product form of the log-sum-exp underflows on some
+    rows and those are taken directly; the losses still equal the direct ones."""
+    task = gi.ModularArithmetic(13, frac_train=0.5)
+    B = get_basis(13)
+    logits = torch.randn(13 * 13, 13, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 800
+    observed = observed_pairs(B, task)
+    dec = FrequencyDecomposition(logits, B, 1, [1, 2, 3, 4, 5, 6], task.train_inputs, observed)
+    loss, per = dec.losses(task.train_labels, "excluded")
+    ref_loss, ref_per = direct_ablation(logits, B, 1, [1, 2, 3, 4, 5, 6], task.train_inputs, task.train_labels, observed, "excluded")
+    assert loss == pytest.approx(ref_loss, rel=1e-10) and per == pytest.approx(ref_per, rel=1e-10)
+
+
 def test_ablation_blocks_do_not_change_the_losses(monkeypatch):
     """The excluded logits built in blocks of rows and frequencies give the losses of one block."""
     task = gi.ModularArithmetic(23, frac_train=0.5)

@@ -57,7 +57,7 @@ Split = Literal["train", "test", "all"]
 
 #: Most float64 values an ablation forms at once (2^22 = 32 MiB): the excluded logits of all
 #: frequencies, (K, rows, p), are built in blocks of rows and frequencies of this size.
-ABLATION_BLOCK_ELEMENTS = 2**22
+ABLATION_BLOCK_ELEMENTS = 2**20
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,14 @@ class FrequencyDecomposition:
         self.freqs = sorted({int(k) for k in self.owner.tolist()})
         self.all_inside = bool(self.inside.all())
         self.full = observed.full
-        L_obs = L[observed.rows].double()
         obs_sums = group_sums(observed.positions, n, sign)
-        self.S = torch.zeros(n, L_obs.shape[1], dtype=torch.float64).index_add_(0, obs_sums, L_obs)  # (n, p)
+        self.S = torch.zeros(n, L.shape[1], dtype=torch.float64)  # (n, p): the observed logits summed per s
+        block = max(1, ABLATION_BLOCK_ELEMENTS // L.shape[1])
+        for rows, s in zip(observed.rows.split(block), obs_sums.split(block)):
+            self.S.index_add_(0, s, L[rows].double())
         self.count = torch.bincount(obs_sums, minlength=n).double()  # pairs per group sum
         if self.full:
-            self.mean = L_obs.mean(0)  # constant component per answer c
+            self.mean = self.S.sum(0) / observed.count  # constant component per answer c: the grid mean
             self.coef = self.U @ self.S  # (m, p): each direction's component, per answer c
         else:
             seen = self.count > 0
@@ -195,7 +197,10 @@ class FrequencyDecomposition:
         everything = torch.arange(self.U.shape[0])
         const, coef = self._fit(everything)
         inside = self.inside
-        s_in, y_in, L_in = self.sums[inside], labels[inside], self.L_split[inside]
+        if self.all_inside:
+            s_in, y_in, L_in = self.sums, labels, self.L_split
+        else:
+            s_in, y_in, L_in = self.sums[inside], labels[inside], self.L_split[inside]
         L_out, y_out = self.L_split[~inside], labels[~inside]
         outside = float((L_out.logsumexp(-1) - L_out.gather(-1, y_out[:, None])[:, 0]).sum()) if len(y_out) else 0.0
         N = self.rows.numel()
@@ -232,18 +237,46 @@ def _restricted_sums(tables: Float[Tensor, "K n p"], sums: Tensor, labels: Tenso
 
 
 def _excluded_sums(L: Float[Tensor, "N p"], sums: Tensor, labels: Tensor, components: Float[Tensor, "K n p"]) -> Float[Tensor, " K"]:
-    """``Σ_rows (logsumexp_c (L - C_k[s])[c] - (L - C_k[s])[y])`` for each component table ``C_k``,
-    in blocks of at most :data:`ABLATION_BLOCK_ELEMENTS` values of the (K, rows, p) excluded logits."""
-    K, p = components.shape[0], L.shape[1]
-    out = torch.zeros(K, dtype=torch.float64)
-    n_rows = max(1, min(len(L), ABLATION_BLOCK_ELEMENTS // p))
-    for r0 in range(0, len(L), n_rows):
-        Lb, sb, yb = L[r0 : r0 + n_rows], sums[r0 : r0 + n_rows], labels[r0 : r0 + n_rows]
-        n_k = max(1, ABLATION_BLOCK_ELEMENTS // (len(Lb) * p))
-        for k0 in range(0, K, n_k):
-            X = Lb[None] - components[k0 : k0 + n_k][:, sb]  # (κ, rows, p)
-            picked = X.gather(-1, yb[None, :, None].expand(X.shape[0], -1, 1))[..., 0]
-            out[k0 : k0 + n_k] += (torch.logsumexp(X, dim=-1) - picked).sum(1)
+    """``Σ_rows (logsumexp_c (L - C_k[s])[c] - (L - C_k[s])[y])`` for each component table ``C_k``
+    over the group sum s, as matrix products.
+
+    With ``α_i = max_c L[i, c]``, ``A[i, c] = exp(L[i, c] - α_i)``, ``β_ks = max_c -C_k[s, c]`` and
+    ``E_k[s, c] = exp(-C_k[s, c] - β_ks)`` (every entry in (0, 1]),
+    ``logsumexp_c (L[i] - C_k[s_i]) = α_i + β_{k s_i} + log Σ_c A[i, c] E_k[s_i, c]``: for the rows
+    of one sum s the sums over c of all frequencies are one product ``A[rows of s] E[:, s]^T``, and the
+    rows of all sums go through one batched product (rows padded per sum). No term of the sum
+    cancels another, so it is as exact as the direct log-sum-exp; a sum below 1e-250 (logits and
+    components apart by more than ~575 nats) is recomputed directly."""
+    K, n, p = components.shape
+    counts = torch.bincount(sums, minlength=n)
+    order = torch.argsort(sums, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    s_sorted = sums[order]
+    slot = torch.arange(len(sums)) - starts[s_sorted]  # place of each row among the rows of its sum
+    width = int(counts.max()) if len(sums) else 0
+    alpha = L.max(dim=-1).values
+    A = torch.zeros(n, width, p, dtype=torch.float64)
+    step = max(1, ABLATION_BLOCK_ELEMENTS // p)
+    for r0 in range(0, len(order), step):  # filled in blocks of rows
+        i = order[r0 : r0 + step]
+        A[s_sorted[r0 : r0 + step], slot[r0 : r0 + step]] = torch.exp(L[i] - alpha[i, None])
+    base = float((alpha - L.gather(-1, labels[:, None])[:, 0]).sum())  # Σ_i α_i - L[i, y_i]
+    out = torch.empty(K, dtype=torch.float64)
+    n_k = max(1, ABLATION_BLOCK_ELEMENTS // max(1, n * max(width, p)))
+    for k0 in range(0, K, n_k):
+        C = components[k0 : k0 + n_k]  # (κ, n, p)
+        beta = (-C).max(dim=-1).values  # (κ, n)
+        E = torch.exp(-C - beta[..., None])
+        S = torch.bmm(A, E.permute(1, 2, 0))  # (n, width, κ): Σ_c A[i, c] E_k[s, c] for row i of sum s
+        S = S[s_sorted, slot]  # (N, κ), rows in sorted order
+        small = S < 1e-250
+        log_S = S.log()
+        if small.any():  # those rows' log-sum-exp directly
+            rows, ks = torch.nonzero(small, as_tuple=True)
+            X = L[order[rows]] - C[ks, s_sorted[rows]]
+            log_S[rows, ks] = torch.logsumexp(X, dim=-1) - alpha[order[rows]] - beta[ks, s_sorted[rows]]
+        picked_C = C.reshape(C.shape[0], n * p)[:, sums * p + labels].sum(1)  # Σ_i C_k[s_i, y_i]
+        out[k0 : k0 + n_k] = base + beta @ counts.double() + log_S.sum(0) + picked_C
     return out
 
 

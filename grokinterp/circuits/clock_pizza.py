@@ -79,14 +79,15 @@ Source = ModelLike | Float[Tensor, "p p c"]
 
 
 def _grid_logits(source: Source, task, what: str) -> Float[Tensor, "p p c"]:
-    """Grid logits ``[a, b, c]`` of a model (its task checked), or given as such a tensor."""
+    """Grid logits ``[a, b, c]`` of a model (its task checked), or given as such a tensor, in their
+    own dtype: every use below takes its values in float64 (a block at a time for the p³ sums)."""
     if isinstance(source, Tensor):
         if source.ndim != 3 or not source.shape[0] == source.shape[1] == source.shape[2]:
             raise GrokinterpError(f"grid logits must have shape (p, p, p) indexed [a, b, c], got {tuple(source.shape)}")
-        return source.double()
+        return source.detach().cpu()
     w = as_weights(source)
     _full_grid_task(w, task, what)
-    return rearrange(grid_activations(w).logits.double(), "(a b) c -> a b c", a=w.p)
+    return rearrange(grid_activations(w).logits.cpu(), "(a b) c -> a b c", a=w.p)
 
 
 def correct_logit_by_distance(source: Source, task=None) -> Float[Tensor, "p p"]:
@@ -97,7 +98,7 @@ def correct_logit_by_distance(source: Source, task=None) -> Float[Tensor, "p p"]
     p = L.shape[0]
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     out = torch.empty(p, p, dtype=torch.float64)
-    out[(a - b) % p, (a + b) % p] = L[a, b, (a + b) % p]
+    out[(a - b) % p, (a + b) % p] = L[a, b, (a + b) % p].double()
     return out
 
 
@@ -167,22 +168,24 @@ def _fve(L: Tensor, T: Tensor) -> float:
 BIN_BLOCK_ELEMENTS = 2**22
 
 
-def _binned(L: Tensor) -> Tensor:
-    """``M[d, r] = Σ L(a, b, c)`` over the triples with ``a - b ≡ d`` and ``a + b - c ≡ r`` (mod p),
+def _binned(L: Tensor) -> tuple[Tensor, Tensor]:
+    """(M, energy): ``M[d, r] = Σ L(a, b, c)`` over the triples with ``a - b ≡ d`` and ``a + b - c ≡ r`` (mod p),
     of the logits centred over ``c``: both templates depend on ``(d, r)`` only, so every inner
-    product with them is one sum over this p x p table. Summed over blocks of rows ``a`` (at most
-    :data:`BIN_BLOCK_ELEMENTS` values at once)."""
+    product with them is one sum over this p x p table; ``energy = Σ L²`` of the centred logits.
+    Summed over blocks of rows ``a`` (at most :data:`BIN_BLOCK_ELEMENTS` values at once)."""
     p = L.shape[0]
     b, c = torch.arange(p)[:, None], torch.arange(p)[None, :]
     out = torch.zeros(p * p, dtype=torch.float64)
+    energy = torch.zeros((), dtype=torch.float64)
     step = max(1, BIN_BLOCK_ELEMENTS // (p * p))
     for a0 in range(0, p, step):
-        block = L[a0 : a0 + step]
+        block = L[a0 : a0 + step].double()
         block = block - block.mean(-1, keepdim=True)
         a = torch.arange(a0, a0 + block.shape[0])[:, None, None]
         bins = ((a - b[None]) % p) * p + (a + b[None] - c[None]) % p
         out += torch.bincount(bins.reshape(-1), weights=block.reshape(-1), minlength=p * p)
-    return out.reshape(p, p)
+        energy += block.square().sum()
+    return out.reshape(p, p), energy
 
 
 def template_fve(source: Source, freqs: list[int], task=None) -> TemplateFit:
@@ -200,8 +203,8 @@ def template_fve(source: Source, freqs: list[int], task=None) -> TemplateFit:
     bad = [k for k in freqs if not 1 <= k <= (p - 1) // 2]
     if bad:
         raise GrokinterpError(f"frequencies {bad} are not in 1 .. {(p - 1) // 2} for p={p}")
-    M = _binned(L)
-    energy = float((L - L.mean(-1, keepdim=True)).square().sum())
+    M, energy = _binned(L)
+    energy = float(energy)
     x = torch.arange(p, dtype=torch.float64)
     clock, pizza = [], []
     for k in freqs:

@@ -19,7 +19,7 @@ from ..errors import GrokinterpError
 from .measures import weight_norms, gini
 from ..fourier.spectra import KEY_FREQUENCY_THRESHOLD, frequency_scores, resolve_basis, select_frequencies
 from ..tasks import ModularArithmetic
-from .trig import TrigPlanes, fit_logits, group_logits
+from .trig import TrigPlanes, fit_projected, projected_group_logits
 from ..models.weights import ModelWeights, check_task, grid_activations
 from ..runs.run import as_run  # the one import above this layer: a run is what progress is measured over
 
@@ -144,7 +144,7 @@ def _measure(
             row[f"restricted_loss_{k}"] = restricted_k[k]
             row[f"excluded_loss_{k}"] = excluded_k[k]
         planes = planes or TrigPlanes(B, freqs, sign, observed)
-        row["logit_fit"] = fit_logits(group_logits(logits, B, observed), planes)[0].fraction_explained
+        row["logit_fit"] = fit_projected(*projected_group_logits(logits, B, observed, planes), planes)[0].fraction_explained
     embed_coeffs = fft1d(w.W_E.T.double(), B)  # (d, n)
     power = frequency_power(embed_coeffs, B).sum(0)[1:]
     key = torch.tensor([k - 1 for k in freqs], dtype=torch.long)

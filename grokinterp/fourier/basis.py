@@ -381,15 +381,22 @@ def frequency_power(coeffs: Float[Tensor, "... n"], basis: FourierBasis, dim: in
     coeffs = coeffs.movedim(dim, -1)
     if coeffs.shape[-1] != basis.n:
         raise GrokinterpError(f"expected {basis.n} Fourier components along dim {dim}, got {coeffs.shape[-1]}")
-    return (coeffs.square() @ frequency_membership(basis, coeffs.dtype).T).movedim(-1, dim)
+    return _sum_per_frequency(coeffs.square(), basis, -1).movedim(-1, dim)
 
 
 def frequency_power_2d(coeffs: Float[Tensor, "n n *rest"], basis: FourierBasis) -> Float[Tensor, "f f *rest"]:
     """Squared 2D components summed per (a-frequency, b-frequency) block."""
     if coeffs.ndim < 2 or coeffs.shape[0] != basis.n or coeffs.shape[1] != basis.n:
         raise GrokinterpError(f"expected 2D components of shape ({basis.n}, {basis.n}, ...), got {tuple(coeffs.shape)}")
-    M = frequency_membership(basis, coeffs.dtype)
-    return einsum(M, einsum(M, coeffs.square(), "f i, i j ... -> f j ..."), "g j, f j ... -> f g ...")
+    return _sum_per_frequency(_sum_per_frequency(coeffs.square(), basis, 0), basis, 1)
+
+
+def _sum_per_frequency(x: Tensor, basis: FourierBasis, dim: int) -> Tensor:
+    """``Σ_{rows r of frequency f} x[..., r, ...]`` along ``dim`` (the product with
+    :func:`frequency_membership`, as one scatter-add: O(size) instead of O(size · f))."""
+    shape = list(x.shape)
+    shape[dim] = basis.n_freqs + 1
+    return x.new_zeros(shape).index_add_(dim, basis.row_frequency.to(x.device), x)
 
 
 def spectral_entropy(power: Float[Tensor, "... f"], dim: int = -1) -> Float[Tensor, "..."]:

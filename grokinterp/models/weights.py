@@ -342,7 +342,7 @@ class Activations:
 #: Rows per forward pass of :func:`grid_activations`: a larger input is run in blocks of this many
 #: pairs, so that the intermediate tensors of the forward (keys, values, pre-activations of every
 #: position) stay bounded while the outputs are kept whole.
-GRID_BLOCK = 16384
+GRID_BLOCK = 4096
 
 
 @torch.no_grad()
@@ -361,9 +361,21 @@ def grid_activations(model: ModelLike, inputs: Int[Tensor, "N 2"] | None = None,
         raise GrokinterpError(f"block must be a positive number of pairs, got {block!r}")
     if inputs.shape[0] <= block:
         return w.forward(inputs)
-    parts = [w.forward(chunk) for chunk in inputs.split(block)]
-    pattern = None if parts[0].pattern is None else torch.cat([a.pattern for a in parts])
-    return Activations(*(torch.cat([getattr(a, f) for a in parts]) for f in ("logits", "post", "resid")), pattern)
+    chunks = inputs.split(block)
+    first = w.forward(chunks[0])
+    fields = ("logits", "post", "resid", "pattern")
+    out = {}
+    for name in fields:  # the outputs are allocated once and filled block by block
+        t = getattr(first, name)
+        out[name] = None if t is None else t.new_empty((inputs.shape[0], *t.shape[1:]))
+    start = 0
+    for i, chunk in enumerate(chunks):
+        acts = first if i == 0 else w.forward(chunk)
+        for name in fields:
+            if out[name] is not None:
+                out[name][start : start + len(chunk)] = getattr(acts, name)
+        start += len(chunk)
+    return Activations(**out)
 
 
 def _mlp_forward(w: ModelWeights, inputs: Tensor) -> Activations:

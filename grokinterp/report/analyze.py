@@ -51,7 +51,7 @@ __all__ = ["Report", "analyze", "analyze_runs", "run_folders"]
 
 METHODS = ("logit", "embed", "neuron")
 #: Values of the (p, p, answers) float64 logit grid the 2D logit spectrum transforms at once.
-SPECTRUM_BLOCK_ELEMENTS = 2**22
+SPECTRUM_BLOCK_ELEMENTS = 2**20
 
 
 # ------------------------------------------------------------------------------ input handling
@@ -135,8 +135,8 @@ def analyze(
     grid_index = task.all_pairs[:, 0] * task.p + task.all_pairs[:, 1]
     for split in ("train", "test"):
         idx = task.train_indices if split == "train" else task.test_indices
-        logits = acts.logits[grid_index[idx].to(acts.logits.device)]  # the task's tensors are CPU, the model's may not be
-        metrics[f"{split}_loss"], metrics[f"{split}_acc"] = split_scores(task, logits, task.labels(split).to(logits.device))
+        rows = grid_index[idx].to(acts.logits.device)  # the task's tensors are CPU, the model's may not be
+        metrics[f"{split}_loss"], metrics[f"{split}_acc"] = _split_scores(task, acts.logits, rows, task.labels(split))
 
     keys = {m: g.key_frequencies(m) for m in METHODS}
     freqs = keys["logit"]
@@ -230,6 +230,22 @@ def analyze(
         if progress and len(run.checkpoint_epochs) > 1:
             report.progress = _progress_section(run, task, progress_every, mask, trajectory_prune_ratio)
     return report
+
+
+def _split_scores(task, logits: Tensor, rows: Tensor, labels: Tensor) -> tuple[float, float]:
+    """:func:`grokinterp.metrics.split_scores` of the grid logits' ``rows``; a split of more than
+    :data:`SPECTRUM_BLOCK_ELEMENTS` logits is scored in blocks of rows (mean loss ``Σ_b n_b loss_b / N``,
+    accuracy from the count of correct rows), so that its float64 log-softmax stays bounded."""
+    labels = labels.to(logits.device)
+    if rows.numel() * logits.shape[1] <= SPECTRUM_BLOCK_ELEMENTS * 4:
+        return split_scores(task, logits[rows], labels)
+    step = max(1, SPECTRUM_BLOCK_ELEMENTS // logits.shape[1])
+    loss, correct = 0.0, 0
+    for r, y in zip(rows.split(step), labels.split(step)):
+        block_loss, block_acc = split_scores(task, logits[r], y)
+        loss += block_loss * len(r)
+        correct += round(block_acc * len(r))
+    return loss / rows.numel(), correct / rows.numel()
 
 
 def _logit_spectrum_2d(logits: Tensor, B) -> Tensor:

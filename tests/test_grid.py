@@ -239,3 +239,22 @@ def test_grid_forward_in_blocks_equals_one_pass():
     assert whole.logits.shape == (23 * 23, 23) and torch.equal(grid_pairs(23)[:, 0], torch.arange(23).repeat_interleave(23))
     with pytest.raises(gi.GrokinterpError, match="block"):
         grid_activations(model, block=0)
+
+
+def test_progress_section_equals_the_measures_and_spectra_per_checkpoint(tmp_path):
+    """The report's progress rows: the progress measures plus each checkpoint's spectra and entropy,
+    read from the checkpoint the measures loaded, equal to those computed by loading it again."""
+    out = tmp_path / "run"
+    cfg = gi.TrainConfig(epochs=150, lr=1e-2, eval_every=50, checkpoint_every=50, progress=False)
+    gi.train(gi.HookedMLP(gi.MLPConfig(p=23, d_embed=32, d_hidden=24, seed=2)), gi.ModularArithmetic(23, frac_train=0.5), cfg, out_dir=out)
+    report = analyze(out)
+    run = gi.load_run(out)
+    frame = gi.progress_measures(run, per_frequency=False)
+    assert [r["epoch"] for r in report.progress] == run.checkpoint_epochs == frame["epoch"].tolist()
+    for row, (_, ref) in zip(report.progress, frame.iterrows()):
+        w = run.model_weights(int(ref["epoch"]))
+        expected = {**{k: v for k, v in ref.items() if k != "key_freqs"},
+                    "fourier_entropy": fourier_entropy(w, "in", task=run.task),
+                    "embedding_spectrum": floats(embedding_spectrum(w, run.task), 4),
+                    "logit_spectrum": floats(neuron_logit_spectrum(w, run.task).square().sum(1).sqrt(), 4)}
+        assert {k: row[k] for k in expected} == clean(expected)

@@ -25,6 +25,7 @@ with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto fall
 
 from ..circuits.clock_pizza import clock_or_pizza
 from ..circuits import attention_summary, excluded_loss, fourier_gini, progress_measures, restricted_loss, trig_identity_check, weight_norms
+from ..circuits.progress import select_epochs
 from ..errors import CheckpointError, GrokinterpError
 from ..fourier import (
     embedding_spectrum,
@@ -304,20 +305,20 @@ def _mask_section(model, w, mask, freqs, n_random) -> dict:
 
 
 def _progress_section(run: Run, task, every, mask, prune_ratio: float) -> list[dict]:
-    frame = progress_measures(run, every=every, task=task, per_frequency=False)
-    epochs = [int(e) for e in frame["epoch"].tolist()]
-    entropy, embed_spec, logit_spec = [], [], []
-    for epoch in tqdm(epochs, desc=f"analyze {Path(run.path).name}", unit="ckpt", leave=True):
-        w = run.model_weights(epoch)
-        embed_spec.append(floats(embedding_spectrum(w, task), 4))
-        logit_spec.append(floats(neuron_logit_spectrum(w, task).square().sum(1).sqrt(), 4))
+    epochs = select_epochs(run.checkpoint_epochs, every)
+    bar = tqdm(total=len(epochs), desc=f"analyze {Path(run.path).name}", unit="ckpt", leave=True)
+
+    def spectra(g: GridAnalysis) -> dict:  # from the checkpoint the progress measures loaded
         try:
-            entropy.append(fourier_entropy(w, "in", task=task))
+            entropy = fourier_entropy(g.weights, "in", task=task)
         except GrokinterpError:
-            entropy.append(None)
-    frame["fourier_entropy"] = entropy
-    frame["embedding_spectrum"] = embed_spec
-    frame["logit_spectrum"] = logit_spec
+            entropy = None
+        bar.update(1)
+        return {"fourier_entropy": entropy, "embedding_spectrum": floats(embedding_spectrum(g.weights, task), 4),
+                "logit_spectrum": floats(neuron_logit_spectrum(g.weights, task).square().sum(1).sqrt(), 4)}
+
+    with bar:
+        frame = progress_measures(run, every=every, task=task, per_frequency=False, extra=spectra)
     if mask is None and len(epochs) > 1:
         trajectory = mask_trajectory(run, prune_ratio, epochs=epochs)
         frame["jaccard_prev"] = [None] + trajectory["jaccard"].tolist()

@@ -113,6 +113,39 @@ def test_ablation_blocks_do_not_change_the_losses(monkeypatch):
         assert loss_b == pytest.approx(loss, rel=1e-12) and per_b == pytest.approx(per, rel=1e-12)
 
 
+def loop_pair_fractions(values, observed):
+    """Per-frequency variance fractions on part of the grid as first written: one centred design of
+    the frequency's 2D terms and one SVD per frequency."""
+    B = observed.basis
+    X = values.double()[observed.rows]
+    X = X - X.mean(0, keepdim=True)
+    total = X.square().sum(0)
+    F = B.matrix.double()
+    xa, xb = observed.positions // B.n, observed.positions % B.n
+    fractions = torch.zeros(X.shape[1], B.n_freqs + 1, dtype=torch.float64)
+    for k in range(1, B.n_freqs + 1):
+        rows = B.rows_of(k)
+        terms = [(i, 0) for i in rows] + [(0, j) for j in rows] + [(i, j) for i in rows for j in rows]
+        design = torch.stack([F[i, xa] * F[j, xb] for i, j in terms], dim=1)
+        design = design - design.mean(0, keepdim=True)
+        U, S, _ = torch.linalg.svd(design, full_matrices=False)
+        U = U[:, S > 1e-9 * S.max()]
+        fractions[:, k] = (U.T @ X).square().sum(0) / total
+    return fractions, total
+
+
+@pytest.mark.parametrize("p, op, pairs", [(13, "add", "a>b"), (12, "add", "a>=b"), (13, "mul", "a>b")])
+def test_batched_pair_fractions_equal_one_fit_per_frequency(p, op, pairs, monkeypatch):
+    values = torch.randn(p * p, 7, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    observed = observed_pairs(basis_for_op(p, op), gi.ModularArithmetic(p, op, pairs, frac_train=0.5))
+    ref, ref_total = loop_pair_fractions(values, observed)
+    for elements in (spectra_module.NEURON_BLOCK_ELEMENTS, 8 * observed.count):  # one block; one frequency per block
+        monkeypatch.setattr(spectra_module, "NEURON_BLOCK_ELEMENTS", elements)
+        fractions, total = spectra_module.pair_frequency_fractions(values, observed)
+        torch.testing.assert_close(fractions, ref, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(total, ref_total, rtol=1e-12, atol=0)
+
+
 # ---------------------------------------------------------------------------- the grid analysis
 def test_grid_analysis_computes_once_and_equals_the_functions(monkeypatch):
     model = gi.make_transformer("nanda", p=17, d_model=32, d_head=8, d_mlp=64, seed=3)
@@ -201,6 +234,21 @@ def sections_one_by_one(model, task) -> dict:
     return clean(out)
 
 
+def neuron_pictures(model, task, neurons) -> dict:
+    """The report's activation grids and 2D spectra of ``neurons`` (full grid), from the whole
+    (p², d_mlp) activation table."""
+    post = grid_activations(model).post.double()
+    B = basis_for_op(task.p, task.op)
+    grids, spectra = [], []
+    for i in neurons:
+        grid = post[:, i].reshape(task.p, task.p)
+        grids.append(floats(grid, 4))
+        s = fft2d(grid, B).abs()
+        s[0, 0] = 0.0
+        spectra.append([[float(f"{v:.3g}") for v in row] for row in s.tolist()])
+    return {"activations": grids, "spectra": spectra}
+
+
 def report_sections(report) -> dict:
     r = report.to_dict()
     return clean({
@@ -226,6 +274,11 @@ def test_analyze_json_equals_the_sections_computed_one_by_one(make):
     model, task = make(), gi.ModularArithmetic(19, frac_train=0.4, seed=1)
     report = analyze(model, task)
     assert json.dumps(report_sections(report), sort_keys=True) == json.dumps(sections_one_by_one(model, task), sort_keys=True)
+    chosen = report.neuron_grids["neurons"]
+    assert report.views["neuron_spectra_2d"]["neurons"] == chosen
+    pictures = neuron_pictures(model, task, chosen)
+    assert report.neuron_grids["activations"] == pictures["activations"]
+    assert report.views["neuron_spectra_2d"]["spectra"] == pictures["spectra"]
     again = analyze(model, task)  # nothing is kept between calls: the same report again
     assert again.to_json() == report.to_json()
 

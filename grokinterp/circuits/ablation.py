@@ -149,13 +149,12 @@ class FrequencyDecomposition:
     def _frequency_index(self) -> Tensor:
         """(K, 2) direction rows of each frequency alone (cos, sin), ``m`` (a zero row) where the
         sine is dropped."""
-        m = self.U.shape[0]
-        index = torch.full((len(self.freqs), 2), m, dtype=torch.long)
-        slot = {k: i for i, k in enumerate(self.freqs)}
-        for r, k in enumerate(self.owner.tolist()):
-            i = slot[k]
-            index[i, int(index[i, 0] != m)] = r
-        return index
+        m, K = self.U.shape[0], len(self.freqs)
+        slot = torch.searchsorted(torch.tensor(self.freqs, dtype=torch.long), self.owner)  # frequency of each row
+        r = torch.arange(m)
+        first = torch.full((K,), m, dtype=torch.long).scatter_reduce_(0, slot, r, "amin")
+        last = torch.full((K,), -1, dtype=torch.long).scatter_reduce_(0, slot, r, "amax")
+        return torch.stack([first, torch.where(last != first, last, m)], dim=1)
 
     def _frequency_fits(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """Constant (K, p) and coefficients (K, 2, p) of each frequency alone (zero for a dropped row)."""

@@ -45,7 +45,8 @@ class GridAnalysis:
     * :attr:`activations`: :func:`~grokinterp.models.grid_activations` over all p² pairs, a-major
       (row ``a p + b``);
     * :meth:`neuron_frequencies`: the decomposition of each neuron's centred activation over the
-      task's pairs into frequencies, per threshold
+      task's pairs into frequencies, ``fraction_i[k] = ‖P_k A_i‖² / ‖A_i‖²`` with ``P_k`` the
+      projection on frequency k's 2D terms (const·k, k·const, k·k), per threshold
       (:func:`~grokinterp.fourier.spectra.neuron_frequencies`);
     * :attr:`observed`: the task's pairs in the basis's group coordinates;
     * :attr:`embed_coeffs` ``F W_E`` per embedding dimension and :attr:`logit_coeffs` ``W_L F^T``.
@@ -57,6 +58,8 @@ class GridAnalysis:
         self, model: ModelLike, task: ModularArithmetic | None = None, basis: BasisKind | FourierBasis | None = None,
         *, activations: Activations | None = None,
     ):
+        """``activations``: the grid forward of these weights when it is already at hand (what
+        :meth:`for_task` passes on); otherwise it is computed on first use."""
         self.weights: ModelWeights = as_weights(model)
         self.task: ModularArithmetic | None = check_task(self.weights, task)
         self.basis: FourierBasis = resolve_basis(self.weights, self.task, basis)

@@ -36,7 +36,8 @@ MAX_EMBED_DIRECTIONS = 128
 
 
 def _rows(t: Tensor, digits: int = 4) -> list:
-    return [[float(f"{v:.{digits}g}") for v in row] for row in t.detach().double().cpu().tolist()]
+    spec = f".{digits}g"
+    return [[float(format(v, spec)) for v in row] for row in t.detach().double().cpu().tolist()]
 
 
 def sorted_columns(coeffs: Float[Tensor, "n d"], limit: int | None = None) -> Tensor:

@@ -269,7 +269,8 @@ def fft2d(x: Float[Tensor, "p p *rest"], basis: BasisLike = None) -> Float[Tenso
     if x.ndim < 2 or x.shape[0] != x.shape[1]:
         raise GrokinterpError(f"fft2d expects a square grid (p, p, ...), got shape {tuple(x.shape)}")
     B = _resolve(basis, x.shape[0])
-    x = x.index_select(0, B.tokens.to(x.device)).index_select(1, B.tokens.to(x.device))
+    if not (B.kind == "additive" and x.is_contiguous()):  # the additive basis reads every token in order: no copy
+        x = x.index_select(0, B.tokens.to(x.device)).index_select(1, B.tokens.to(x.device))
     F = B.matrix.to(x)
     # two contractions in a row: a three-operand einsum may form the (p, p, p, p) outer product first
     return einsum(F, einsum(F, x, "i a, a b ... -> i b ..."), "j b, i b ... -> i j ...")

@@ -51,8 +51,8 @@ CLUSTER_THRESHOLD = 0.85
 Method = Literal["logit", "embed", "neuron"]
 
 #: Elements of the float64 (n, n, neurons) 2D transform :func:`neuron_frequencies_in` forms at once
-#: (the neurons are transformed in blocks of ``NEURON_BLOCK_ELEMENTS // n²``; 2^21 doubles = 16 MiB).
-NEURON_BLOCK_ELEMENTS = 2**21
+#: (the neurons are transformed in blocks of ``NEURON_BLOCK_ELEMENTS // n²``; 2^23 doubles = 64 MiB).
+NEURON_BLOCK_ELEMENTS = 2**23
 
 
 def resolve_basis(

@@ -293,6 +293,8 @@ def _ticket_parsers(sub) -> None:
     p.add_argument("--epoch", type=count, default=None, help="ticket epoch (default: the last checkpoint)")
     p.add_argument("--step", type=step, default=0.01, help="grid step of the prune ratios")
     p.add_argument("--start", type=prune_ratio, default=0.6, help="first prune ratio tried")
+    p.add_argument("--threshold", type=fraction, default=0.95,
+                   help="a ticket generalises when its test accuracy exceeds this at some evaluation")
 
     p = sub.add_parser("edge-popup", help="edge-popup from a checkpoint of a run")
     p.add_argument("--run", required=True, help="run directory to start from")
@@ -359,8 +361,9 @@ def cmd_critical(args) -> int:
     overrides = _overrides(args)
     wd = overrides.pop("weight_decay", 0.0)
     result = critical_prune_ratio(args.run, args.epoch, out, step=args.step, start=args.start,
-                                  weight_decay=wd, scope=args.scope, **overrides)
-    print(f"critical prune ratio: {result.prune_ratio} (step {result.step}, weight decay {wd})")
+                                  weight_decay=wd, threshold=args.threshold, scope=args.scope, **overrides)
+    print(f"critical prune ratio: {result.prune_ratio} (step {result.step}, weight decay {wd}, "
+          f"accuracy threshold {args.threshold})")
     return 0
 
 

@@ -2,7 +2,7 @@
 key); :func:`run_sweep` trains them on an executor (in this process, a local process pool, or Dask),
 stacking runs of one MLP shape into one batched model, and returns one table row per run."""
 
-from .plan import RunPlan, weights_digest
+from .plan import LearnerPlan, RunPlan, weights_digest
 from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, default_workers
 from .engine import MAX_STACK, POOL_MIN_WORK, Outcome, execute, run_plan, run_sweep, sweep_table, train_plans, write_table
 
@@ -14,6 +14,7 @@ __all__ = [
     "DaskExecutor",
     "Executor",
     "InlineExecutor",
+    "LearnerPlan",
     "Outcome",
     "ProcessExecutor",
     "RunPlan",

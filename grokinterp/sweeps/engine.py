@@ -83,13 +83,12 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False) -> list[Out
         trained = [j if isinstance(j, Exception) else next(results) for j in jobs]
     else:
         trained = []
-        for job in jobs:
+        for plan, job in zip(plans, jobs):
             if isinstance(job, Exception):
                 trained.append(job)
                 continue
             try:
-                trained.append(train(job.model, job.task, job.config, job.out_dir, job.mask, resume=job.resume,
-                                     parent=job.parent, parent_key=job.parent_key))
+                trained.append(_train_job(plan, job))
             except Exception as e:  # noqa: BLE001
                 trained.append(e)
     for plan, r in zip(plans, trained):
@@ -101,14 +100,18 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False) -> list[Out
     return outcomes
 
 
+def _train_job(plan: RunPlan, job) -> TrainResult:
+    """One plan trained alone in this process (with the plan's learner, if it has one)."""
+    return train(job.model, job.task, job.config, job.out_dir, job.mask, resume=job.resume, parent=job.parent,
+                 parent_key=job.parent_key, learner=plan.build_learner(job.model))
+
+
 def run_plan(plan: RunPlan, executor: Union[str, Executor, Any] = "inline", *, workers: int | None = None) -> TrainResult:
     """Train one plan and return its result; errors are raised (in this process, as
     :func:`~grokinterp.training.train` raises them; elsewhere as a :class:`GrokinterpError` with the
     worker's message)."""
     if executor in ("inline", "auto") or isinstance(executor, InlineExecutor):
-        job = plan.job()
-        return train(job.model, job.task, job.config, job.out_dir, job.mask, resume=job.resume, parent=job.parent,
-                     parent_key=job.parent_key)
+        return _train_job(plan, plan.job())
     outcome = execute([plan], executor, workers=workers, progress=False)[0]
     if outcome.error is not None:
         raise GrokinterpError(f"the run for {plan.out_dir or 'memory'} failed: {outcome.error}")
@@ -239,7 +242,7 @@ def _batches(todo: Sequence[int], plans: Sequence[RunPlan], workers: int) -> lis
 
 
 def _plan_stack_key(plan: RunPlan) -> Optional[str]:
-    if plan.model.get("kind") != "mlp" or plan.task_object().loss != "cross_entropy":
+    if plan.model.get("kind") != "mlp" or plan.learner is not None or plan.task_object().loss != "cross_entropy":
         return None
     shape = {k: plan.model[k] for k in ("p", "d_embed", "d_hidden", "act")}
     return repr((sorted(plan.task.items()), sorted(shape.items())))

@@ -1,4 +1,5 @@
-"""Command line: ``grokinterp train | demo | analyze | ticket | sweep | controls | critical | edge-popup``.
+"""Command line: ``grokinterp train | demo | analyze | ticket | sweep | controls | critical | edge-popup |
+reproduce``.
 
 Every option is checked when it is read (numbers finite and in range, integers where epochs are
 meant, prune ratios in [0, 1)); a bad value, and any error of the package, is printed as one line
@@ -22,7 +23,9 @@ from .errors import GrokinterpError
 from .models import HookedMLP, MLPConfig, make_transformer
 from .report import analyze
 from .report.figures import report_html
-from .runs.layout import CONFIG
+from .reproduce import EXPERIMENTS, reproduce_tickets_paper, select
+from .reproduce.report import verdict_line
+from .runs.layout import CONFIG, REPRO_MANIFEST, REPRO_REPORT_HTML, REPRO_REPORT_JSON, REPRO_REPORT_MD, REPRO_RUNS
 from .tasks import OPS, ModularArithmetic
 from .tickets import (
     EdgePopupConfig,
@@ -36,6 +39,7 @@ from .tickets import (
 from .training import TrainConfig, train
 
 DEMO_ENTRIES = {"base", "ticket", "base_report.json", "ticket_report.json", "report.html"}
+REPRO_ENTRIES = {REPRO_RUNS, REPRO_MANIFEST, REPRO_REPORT_JSON, REPRO_REPORT_MD, REPRO_REPORT_HTML}
 
 
 class UsageError(GrokinterpError):
@@ -126,6 +130,10 @@ def _is_sweep(path: Path) -> bool:
 
 def _is_demo(path: Path) -> bool:
     return {p.name for p in path.iterdir()} <= DEMO_ENTRIES
+
+
+def _is_reproduction(path: Path) -> bool:
+    return all(p.name in REPRO_ENTRIES or p.name.startswith(".") for p in path.iterdir())
 
 
 # ------------------------------------------------------------------------------- train
@@ -381,6 +389,43 @@ def cmd_edge_popup(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- reproduce
+def _reproduce_parser(sub) -> None:
+    p = sub.add_parser("reproduce", help="reproduce a paper's experiments and judge its claims")
+    p.add_argument("paper", choices=["tickets-paper"], help="the paper (tickets-paper: Minegishi et al., Grokking Tickets)")
+    p.add_argument("--quick", action="store_true", help="a small setting that checks the machinery end to end (minutes)")
+    p.add_argument("--seeds", type=positive_int, default=None, help="number of seeds, 0 .. n-1 (default: 3, quick: 1)")
+    p.add_argument("--only", default=None, help=f"comma-separated experiments (default all): {','.join(EXPERIMENTS)}")
+    p.add_argument("--out", default="runs/repro", help="folder for the runs and the report (a rerun continues it)")
+    p.add_argument("--executor", default="auto",
+                   help="auto, inline, process, dask, or a Dask scheduler address (host:port)")
+    p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: every core)")
+    p.add_argument("--critical-threshold", type=fraction, default=None,
+                   help="test accuracy a ticket must exceed to count as generalising in the critical-ratio experiment "
+                        "(default 0.95)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+
+
+def cmd_reproduce(args) -> int:
+    start = time.perf_counter()
+    if args.only is not None:
+        select(args.only)  # an unknown name is refused before anything is written
+    out = _prepare_out(args.out, _is_reproduction, args.overwrite)
+    result = reproduce_tickets_paper(out, quick=args.quick, seeds=args.seeds, only=args.only, executor=args.executor,
+                                     workers=args.workers, progress=not args.no_progress,
+                                     critical_threshold=args.critical_threshold)
+    report = result.report
+    if report.get("note"):
+        print(report["note"])
+    for claim in report["claims"]:
+        print(verdict_line(claim))
+    print(f"runs: {result.trained} trained, {result.reused} reused, {result.failed} failed")
+    print(f"report: {result.paths['markdown'].resolve()} (also {REPRO_REPORT_JSON}, {REPRO_REPORT_HTML}) "
+          f"({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
 def _fmt(x) -> str:
     return "None" if x is None else f"{x:.2f}"
 
@@ -393,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _analyze_parser(sub)
     _ticket_parsers(sub)
+    _reproduce_parser(sub)
     return parser
 
 
@@ -405,6 +451,7 @@ COMMANDS = {
     "controls": cmd_controls,
     "critical": cmd_critical,
     "edge-popup": cmd_edge_popup,
+    "reproduce": cmd_reproduce,
 }
 
 

@@ -1,6 +1,6 @@
 """grokinterp: mechanistic interpretability of grokking on modular arithmetic."""
 
-from . import circuits, fourier, sweeps, tickets
+from . import circuits, fourier, reproduce, sweeps, tickets
 from .circuits import (
     attention_summary,
     excluded_loss,
@@ -25,6 +25,7 @@ from .fourier import (
 from .metrics import GrokkingTimes, grokking_times
 from .models import HookedMLP, MLPConfig, ModelWeights, TransformerConfig, as_weights, make_transformer
 from .report import Comparison, Report, analyze, analyze_runs
+from .reproduce import reproduce_tickets_paper
 from .runs import Run, load_checkpoint, load_run, save_checkpoint
 from .sweeps import RunPlan, run_sweep
 from .tasks import ModularArithmetic, Task
@@ -91,6 +92,8 @@ __all__ = [
     "neuron_frequencies",
     "norm_matched_dense",
     "progress_measures",
+    "reproduce",
+    "reproduce_tickets_paper",
     "restricted_loss",
     "run_sweep",
     "save_checkpoint",

@@ -317,7 +317,7 @@ def _ticket_parsers(sub) -> None:
     p.add_argument("--weight-lr", type=positive, default=d.weight_lr, help="AdamW learning rate of the weights (joint)")
     p.add_argument("--weight-decay", type=non_negative, default=d.weight_decay, help="AdamW weight decay of the weights (joint)")
     p.add_argument("--score-init", choices=["uniform", "kaiming_uniform", "magnitude"], default=d.score_init, help="initial scores")
-    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the uniform score init")
+    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the random score inits (uniform, kaiming_uniform)")
     _schedule_options(p, checkpoint_every=d.checkpoint_every)
     p.add_argument("--resume", action="store_true", help="continue the killed edge-popup run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")

@@ -28,8 +28,10 @@ __all__ = [
     "Summary",
     "TABLE1_TOLERANCE",
     "Verdict",
+    "earlier_judge",
     "format_summary",
     "summarise",
+    "ticket_earlier_claim",
 ]
 
 STATUSES = ("reproduced", "not reproduced", "reported", "not evaluated")
@@ -131,12 +133,13 @@ def _later(a: Optional[float], b: Optional[float]) -> bool:
     return a is not None and (b is None or a < b)
 
 
-def _earlier_judge(first: str, others: Sequence[str], names: Sequence[str]) -> Judge:
+def earlier_judge(first: str, others: Sequence[str], names: Sequence[str]) -> Judge:
     """Verdict: ``first`` generalises strictly earlier than every quantity of ``others`` in every seed."""
 
     def judge(per_seed: Measures, context: Mapping) -> Verdict:
         if any(first not in m or any(o not in m for o in others) for m in per_seed):
-            return Verdict("not evaluated", "a run this claim needs did not finish")
+            return Verdict("not evaluated", "a quantity this claim needs was not measured (a run failed, or the preset "
+                                            "leaves it out)")
         wins = [all(_later(m[first], m[o]) for o in others) for m in per_seed]
         ours = summarise([m[first] for m in per_seed])
         parts = [f"{names[0]} t_gen {format_summary(ours, 'never')}"]
@@ -148,6 +151,17 @@ def _earlier_judge(first: str, others: Sequence[str], names: Sequence[str]) -> J
         return Verdict(status, "; ".join(parts) + f"; earlier in {sum(wins)} of {len(wins)} seeds")
 
     return judge
+
+
+EARLIER_RULE = "the first quantity's t_gen is strictly below the others' in every seed (never generalised counts as later)"
+
+
+def ticket_earlier_claim(claim_id: str, experiment: str, statement: str, paper: str) -> Claim:
+    """The claim "the ticket generalises before its base run" of an experiment measured as Fig. 1 is
+    (:func:`grokinterp.reproduce.experiments.ticket_experiment`): ticket t_gen below the base's in
+    every seed."""
+    return Claim(claim_id, experiment, statement, paper, "ticket t_gen < base t_gen; " + EARLIER_RULE,
+                 earlier_judge("t_gen/ticket", ["t_gen/base"], ["ticket", "base"]))
 
 
 def _best_prune_ratio(per_seed: Measures, context: Mapping) -> Verdict:
@@ -246,23 +260,22 @@ def _table1_judge(protocol: str, row: str, testable: bool) -> Judge:
 
 
 def _claims() -> tuple[Claim, ...]:
-    earlier = "the first quantity's t_gen is strictly below the others' in every seed (never generalised counts as later)"
+    earlier = EARLIER_RULE
     out = [
-        Claim("fig1.ticket_earlier", "fig1", "A grokking ticket generalises earlier than its dense base run (MLP, add)",
-              "Figs. 1-2a: the ticket's test accuracy rises long before the base's", "ticket t_gen < base t_gen; " + earlier,
-              _earlier_judge("t_gen/ticket", ["t_gen/base"], ["ticket", "base"])),
+        ticket_earlier_claim("fig1.ticket_earlier", "fig1", "A grokking ticket generalises earlier than its dense base run "
+                             "(MLP, add)", "Figs. 1-2a: the ticket's test accuracy rises long before the base's"),
         Claim("fig2b.ticket_earlier", "fig2b", "The transformer's grokking ticket generalises earlier than its base run",
               "Fig. 2b", "ticket t_gen < base t_gen; " + earlier,
-              _earlier_judge("t_gen/ticket", ["t_gen/base"], ["ticket", "base"])),
+              earlier_judge("t_gen/ticket", ["t_gen/base"], ["ticket", "base"])),
         Claim("fig2b.ticket_vs_norm_matched", "fig2b",
               "The transformer's ticket generalises earlier than the norm-matched dense controls", "Fig. 11",
               "ticket t_gen < L1- and L2-matched t_gen; " + earlier,
-              _earlier_judge("t_gen/ticket", ["t_gen/dense_l1", "t_gen/dense_l2"], ["ticket", "dense L1", "dense L2"])),
+              earlier_judge("t_gen/ticket", ["t_gen/dense_l1", "t_gen/dense_l2"], ["ticket", "dense L1", "dense L2"])),
     ]
     for op in ("sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy"):
         out.append(Claim(f"fig2c.{op}", "fig2c", f"On {op} mod p the ticket generalises earlier than the base run",
                          "Fig. 2c: tickets accelerate grokking on every operation", "ticket t_gen < base t_gen; " + earlier,
-                         _earlier_judge(f"t_gen/ticket/{op}", [f"t_gen/base/{op}"], ["ticket", "base"])))
+                         earlier_judge(f"t_gen/ticket/{op}", [f"t_gen/base/{op}"], ["ticket", "base"])))
     out += [
         Claim("fig3.best_prune_ratio", "fig3", "tau_grok = t_gen / t_mem of tickets is smallest near prune ratio 0.7",
               "Fig. 3: best tau_grok near k = 0.7",
@@ -276,7 +289,7 @@ def _claims() -> tuple[Claim, ...]:
               "The ticket generalises earlier than dense networks with its initial L1 or L2 norm",
               "Fig. 5: weight norm alone does not explain the speed-up",
               "ticket t_gen < L1- and L2-matched t_gen; " + earlier,
-              _earlier_judge("t_gen/ticket", ["t_gen/dense_l1", "t_gen/dense_l2"], ["ticket", "dense L1", "dense L2"])),
+              earlier_judge("t_gen/ticket", ["t_gen/dense_l1", "t_gen/dense_l2"], ["ticket", "dense L1", "dense L2"])),
         Claim("fig6.pruning_at_init", "fig6", "Pruning-at-initialisation baselines at the ticket's density",
               "Figs. 6, 12: the baselines do not generalise as early as the ticket",
               "reported as measured: each baseline's t_gen next to the ticket's, and how many the ticket beat in every seed",

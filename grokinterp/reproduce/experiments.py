@@ -43,7 +43,7 @@ from ..training import TrainConfig
 from .claims import PAPER_BEST_PRUNE_RATIO, PAPER_CRITICAL_RATIO, PAPER_JACCARD_PEAK, PAPER_TABLE1
 from .presets import PaIVariant, TicketsPaperPreset
 
-__all__ = ["EXPERIMENTS", "Context", "Experiment", "MissingRun", "claim_context", "select"]
+__all__ = ["EXPERIMENTS", "Context", "Experiment", "MissingRun", "claim_context", "select", "ticket_experiment"]
 
 
 class MissingRun(GrokinterpError):
@@ -137,6 +137,33 @@ def _fig1_measure(ctx: Context) -> dict:
         out.update({f"{k}/{role}": v for k, v in _times(run).items()})
         out[f"test_acc/{role}"] = _best_test_acc(run)
     return out
+
+
+def ticket_experiment(
+    name: str,
+    title: str,
+    figures: str,
+    base_plan: Callable[[TicketsPaperPreset, int], RunPlan],
+    *,
+    retrain: Callable[[TicketsPaperPreset], TrainConfig] = lambda pr: pr.retrain,
+    prune_ratio: Callable[[TicketsPaperPreset], float] = lambda pr: pr.prune_ratio,
+    ticket_epoch: Callable[[TicketsPaperPreset], Optional[int]] = lambda pr: pr.ticket_epoch,
+) -> Experiment:
+    """A base run and its grokking ticket, measured as Fig. 1 is (t_mem, t_gen, tau_grok and best
+    test accuracy of ``base`` and ``ticket``): stage 0 trains ``base_plan(preset, seed)``, stage 1
+    the ticket of its checkpoint at ``ticket_epoch(preset)`` (``None``: the last) removing
+    ``prune_ratio(preset)``, retrained with ``retrain(preset)``. Any task and model the run plans
+    accept fit; pair it with :func:`grokinterp.reproduce.claims.ticket_earlier_claim`."""
+
+    def base(ctx: Context) -> dict:
+        return {"base": base_plan(ctx.preset, ctx.seed)}
+
+    def ticket(ctx: Context) -> dict:
+        pr = ctx.preset
+        return {"ticket": ticket_plan(ctx.run("base"), ticket_epoch(pr), prune_ratio(pr), train_config=retrain(pr),
+                                      reuse=True).plan}
+
+    return Experiment(name, title, figures, (base, ticket), _fig1_measure)
 
 
 # ------------------------------------------------------------------------------------- fig 2b
@@ -334,8 +361,8 @@ def _norm_roles(pr: TicketsPaperPreset) -> list[str]:
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
-    Experiment("fig1", "Grokking tickets: ticket vs dense base run (MLP, addition)", "Figs. 1, 2a",
-               (base_stage, _fig1_tickets), _fig1_measure),
+    ticket_experiment("fig1", "Grokking tickets: ticket vs dense base run (MLP, addition)", "Figs. 1, 2a",
+                      lambda pr, seed: mlp_plan(pr, seed, pr.base)),
     Experiment("fig2b", "Transformer tickets with norm-matched and pruning-at-init controls", "Figs. 2b, 11",
                (_tf_base, _tf_derived), _tf_measure),
     Experiment("fig2c", "Other modular operations: base vs ticket", "Fig. 2c", (_ops_base, _ops_tickets), _ops_measure),

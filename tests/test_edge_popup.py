@@ -8,7 +8,8 @@ import torch
 
 import grokinterp as gi
 from grokinterp.models import answer_logits, named_weights
-from grokinterp.tickets import EdgePopupConfig, edge_popup, edge_popup_mask, load_mask, load_scores
+from grokinterp.sweeps import execute
+from grokinterp.tickets import EdgePopupConfig, edge_popup, edge_popup_mask, edge_popup_plan, load_mask, load_scores
 from grokinterp.tickets.popup import _TopAbsStraightThrough
 from grokinterp.tickets.select import n_keep
 from grokinterp.metrics import cross_entropy_f64
@@ -216,9 +217,6 @@ def test_kaiming_uniform_scores_are_uniform_in_one_over_root_fan_in(tiny):
 
 def test_edge_popup_plan_is_the_edge_popup_run(tiny, tmp_path):
     """A plan of the run trains, through the sweeps engine, the very run edge_popup makes."""
-    from grokinterp.sweeps import execute
-    from grokinterp.tickets import edge_popup_plan
-
     model, task = tiny
     gi.train(model, task, gi.TrainConfig(epochs=40, checkpoint_every=20, progress=False), tmp_path / "base")
     settings = dict(epoch=20, epochs=30, score_init="kaiming_uniform", score_weight_decay=1.0, seed=3, progress=False)

@@ -320,4 +320,5 @@ def _claims() -> tuple[Claim, ...]:
     return tuple(out)
 
 
-CLAIMS: tuple[Claim, ...] = _claims()
+#: Every claim, in report order; a new experiment appends its claims here.
+CLAIMS: list[Claim] = list(_claims())

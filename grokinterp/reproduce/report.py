@@ -17,7 +17,7 @@ from ..report.html import write_page
 from ..report.report import clean, dump_json
 from ..runs.layout import REPRO_REPORT_HTML, REPRO_REPORT_JSON, REPRO_REPORT_MD
 from ..safeio import atomic_write_text
-from .claims import CLAIMS, STATUSES, format_summary, summarise, Summary
+from .claims import CLAIMS, STATUSES, format_summary, summarise
 from .experiments import Experiment, claim_context
 from .plots import report_figures
 from .presets import PAPER_SETTINGS, TicketsPaperPreset

@@ -62,7 +62,7 @@ PAPER_SETTINGS: tuple[PaperSetting, ...] = (
     PaperSetting("Table 1 memorised solution", "a memorised checkpoint",
                  "epoch 1000 of a dense run, train fraction 0.5, lr 1e-3, weight decay 1", "the code's"),
     PaperSetting("Table 1 WD row", "dense training with weight decay", "the dense run continued at lr 1e-2",
-                 "continued from the memorised checkpoint, lr 1e-2, weight decay 1"),
+                 "continued from the memorised checkpoint's weights with a fresh AdamW, lr 1e-2, weight decay 1"),
     PaperSetting("Table 1 edge-popup (frozen weights)", "scores trained, weights frozen",
                  "AdamW lr 1e-2, weight decay 1 on the scores, kaiming-uniform scores, keep 40 % per layer", "the code's"),
     PaperSetting("Table 1 edge-popup + WD", "scores and weights trained", "scores and weights lr 1e-2, weight decay 1",
@@ -172,7 +172,7 @@ class TicketsPaperPreset:
 
 def _full() -> TicketsPaperPreset:
     base = TrainConfig(epochs=30_000, lr=1e-3, weight_decay=1.0, eval_every=20, checkpoint_every=1000, progress=False)
-    retrain = TrainConfig(epochs=30_000, lr=1e-3, weight_decay=1.0, eval_every=20, checkpoint_every=1000,
+    retrain = TrainConfig(epochs=30_000, lr=1e-3, weight_decay=1.0, eval_every=20, checkpoint_every=2000,
                           stop_at_test_acc=0.99, progress=False)
     ep = dict(epochs=2000, eval_every=20, checkpoint_every=500, score_lr=1e-2, score_weight_decay=1.0,
               score_init="kaiming_uniform", progress=False)
@@ -188,7 +188,7 @@ def _full() -> TicketsPaperPreset:
     transformer = TransformerPreset(
         preset="tickets", pairs="a>=b", frac_train=0.4,
         base=TrainConfig(epochs=20_000, lr=1e-3, weight_decay=1.0, eval_every=20, checkpoint_every=1000, progress=False),
-        retrain=TrainConfig(epochs=20_000, lr=1e-3, weight_decay=1.0, eval_every=20, checkpoint_every=1000,
+        retrain=TrainConfig(epochs=20_000, lr=1e-3, weight_decay=1.0, eval_every=20, checkpoint_every=2000,
                             stop_at_test_acc=0.99, progress=False),
         pai=_pai_variants(("snip", "grasp", "synflow_original"), ("init",)),
     )

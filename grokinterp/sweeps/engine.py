@@ -3,7 +3,8 @@
 :func:`execute` checks every plan's run folder first (one that holds another run is refused before
 anything trains; a finished run is read back, not trained), groups the unfinished runs that share a
 shape (:func:`grokinterp.training.stack_key`) into batches of at most :data:`MAX_STACK` that train as
-one stacked model (:func:`grokinterp.training.train_batched`; other runs train one at a time), hands
+one stacked model (:func:`grokinterp.training.train_batched`; other runs, and plans with a learner of
+their own such as edge-popup, train one at a time), hands
 the batches to an executor and shows the sweep's progress. A run that fails is reported with its
 error; the others go on. Each run folder resumes by itself, so a killed sweep, run again, trains only
 what was unfinished. :func:`run_sweep` gives the table (pandas, one row per plan, in order).

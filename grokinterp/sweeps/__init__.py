@@ -3,7 +3,7 @@ key); :func:`run_sweep` trains them on an executor (in this process, a local pro
 stacking runs of one MLP shape into one batched model, and returns one table row per run."""
 
 from .plan import RunPlan, weights_digest
-from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, default_workers
+from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, ThreadExecutor, default_workers
 from .engine import MAX_STACK, POOL_MIN_WORK, Outcome, execute, run_plan, run_sweep, sweep_table, train_plans, write_table
 
 run = run_sweep
@@ -16,6 +16,7 @@ __all__ = [
     "InlineExecutor",
     "Outcome",
     "ProcessExecutor",
+    "ThreadExecutor",
     "RunPlan",
     "default_workers",
     "execute",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -29,13 +29,13 @@ with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto fall
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm
 
-from ..errors import GrokinterpError
+from ..errors import GrokinterpError, TrainingCancelled
 from ..metrics import grokking_times
 from ..models import Model, named_weights
 from ..runs import RunWriter, check_same_spec, read_resume_state
 from ..safeio import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text
-from ..training import TrainResult, run_finished, stack_key, train, train_batched
-from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, default_workers
+from ..training import Cancel, TrainResult, run_finished, stack_key, train, train_batched
+from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, ThreadExecutor, default_workers
 from .plan import RunPlan
 
 __all__ = ["MAX_STACK", "POOL_MIN_WORK", "Outcome", "execute", "run_plan", "run_sweep", "sweep_table", "train_plans", "write_table"]
@@ -67,9 +67,13 @@ class Outcome:
         return TrainResult(model, self.history, Path(self.run_dir) if self.run_dir else None)
 
 
-def train_plans(plans: Sequence[RunPlan], keep_models: bool = False) -> list[Outcome]:
+def train_plans(plans: Sequence[RunPlan], keep_models: bool = False, *, cancel: Cancel | None = None) -> list[Outcome]:
     """Train ``plans`` (one batch) in this process: stacked when they share a shape, else one by
-    one; a plan that fails gets an outcome with its error. This is what every executor runs."""
+    one; a plan that fails gets an outcome with its error. This is what every executor runs.
+
+    ``cancel``: the event of a :class:`~grokinterp.sweeps.executors.ThreadExecutor` (this batch
+    runs in one of its threads): every run trains with one intra-op thread and stops with
+    :class:`~grokinterp.errors.TrainingCancelled` once the event is set."""
     jobs, outcomes = [], []
     for plan in plans:
         try:
@@ -79,7 +83,7 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False) -> list[Out
     ready = [j for j in jobs if not isinstance(j, Exception)]
     keys = {stack_key(j) for j in ready}
     if len(ready) > 1 and len(keys) == 1 and None not in keys:
-        results = iter(train_batched(ready, return_exceptions=True))
+        results = iter(train_batched(ready, return_exceptions=True, cancel=cancel))
         trained = [j if isinstance(j, Exception) else next(results) for j in jobs]
     else:
         trained = []
@@ -87,9 +91,14 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False) -> list[Out
             if isinstance(job, Exception):
                 trained.append(job)
                 continue
+            config = job.config
+            if cancel is not None and config.threads not in (None, 1):  # threads share the process's setting
+                config = replace(config, threads=1)
             try:
-                trained.append(train(job.model, job.task, job.config, job.out_dir, job.mask, resume=job.resume,
-                                     parent=job.parent, parent_key=job.parent_key))
+                trained.append(train(job.model, job.task, config, job.out_dir, job.mask, resume=job.resume,
+                                     parent=job.parent, parent_key=job.parent_key, cancel=cancel))
+            except TrainingCancelled:
+                raise
             except Exception as e:  # noqa: BLE001
                 trained.append(e)
     for plan, r in zip(plans, trained):
@@ -136,9 +145,9 @@ def folder_outcome(plan: RunPlan) -> Optional[Outcome]:
 def execute(plans: Sequence[RunPlan], executor: Union[str, Executor, Any] = "auto", *, workers: int | None = None,
             progress: bool = True) -> list[Outcome]:
     """One :class:`Outcome` per plan, in order (see the module docstring). ``executor``: ``"auto"``,
-    ``"inline"``, ``"process"``, ``"dask"`` (a new ``LocalCluster``), a Dask scheduler address or
-    ``Client``, or an :class:`~grokinterp.sweeps.executors.Executor`; ``workers``: processes
-    (default: every core)."""
+    ``"inline"``, ``"threads"``, ``"process"``, ``"dask"`` (a new ``LocalCluster``), a Dask
+    scheduler address or ``Client``, or an :class:`~grokinterp.sweeps.executors.Executor`;
+    ``workers``: threads or processes (default: every core)."""
     plans = list(plans)
     for plan in plans:
         if not isinstance(plan, RunPlan):
@@ -151,7 +160,7 @@ def execute(plans: Sequence[RunPlan], executor: Union[str, Executor, Any] = "aut
     runner = _executor(executor, workers, [plans[i] for i in todo])
     batches = _batches(todo, plans, runner.workers)
     bar = _SweepProgress(len(plans), len(plans) - len(todo), progress)
-    keep = isinstance(runner, InlineExecutor)
+    keep = isinstance(runner, (InlineExecutor, ThreadExecutor))
 
     def started(b: int) -> None:
         bar.start(len(batches[b]))
@@ -176,8 +185,8 @@ class _BatchTrainer:
     def __init__(self, keep_models: bool):
         self.keep_models = keep_models
 
-    def __call__(self, plans):
-        return train_plans(plans, self.keep_models)
+    def __call__(self, plans, cancel: Cancel | None = None):
+        return train_plans(plans, self.keep_models, cancel=cancel)
 
 
 def _executor(executor, workers, todo: Sequence[RunPlan]) -> Executor:
@@ -191,22 +200,24 @@ def _executor(executor, workers, todo: Sequence[RunPlan]) -> Executor:
         return InlineExecutor()
     if executor == "process":
         return ProcessExecutor(workers)
+    if executor == "threads":
+        return ThreadExecutor(workers)
     if executor == "dask":
         return DaskExecutor(None, workers)
     if isinstance(executor, str):
         if "://" in executor or ":" in executor:
             return DaskExecutor(executor, workers)
         raise GrokinterpError(
-            f"unknown executor {executor!r}; expected 'auto', 'inline', 'process', 'dask', a Dask scheduler address or a Client"
+            f"unknown executor {executor!r}; expected 'auto', 'inline', 'threads', 'process', 'dask', a Dask scheduler address or a Client"
         )
     if type(executor).__module__.split(".")[0] == "distributed":
         return DaskExecutor(executor, workers)  # a dask.distributed Client
-    if isinstance(executor, (InlineExecutor, ProcessExecutor, DaskExecutor)) or all(
+    if isinstance(executor, (InlineExecutor, ThreadExecutor, ProcessExecutor, DaskExecutor)) or all(
         hasattr(executor, a) for a in ("name", "workers", "run")
     ):
         return executor
     raise GrokinterpError(
-        f"executor must be 'auto', 'inline', 'process', 'dask', a Dask scheduler address, a dask.distributed.Client "
+        f"executor must be 'auto', 'inline', 'threads', 'process', 'dask', a Dask scheduler address, a dask.distributed.Client "
         f"or an Executor, got {type(executor).__name__}"
     )
 

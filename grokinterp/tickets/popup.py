@@ -53,7 +53,7 @@ from ..safeio import read_safetensors
 from ..runs.layout import RunPaths
 from ..tasks import Task
 from ..checks import check_betas, check_rate, check_seed
-from ..training import Schedule, train
+from ..training import Schedule, adamw, train
 from .nets import Include, as_net, resolve_include
 from .select import check_prune_ratio, n_keep, top_k_flat
 
@@ -176,13 +176,13 @@ class EdgePopupLearner:
         self.scores = _init_scores(self.params, names, cfg)
         self.keep = {n: n_keep(self.params[n].numel(), prune_ratio) for n in names}
         self.was_trainable = {n: p.requires_grad for n, p in self.params.items()}
-        self.optimisers = [("scores/", torch.optim.AdamW(
-            list(self.scores.values()), lr=cfg.score_lr, betas=cfg.score_betas, weight_decay=cfg.score_weight_decay
+        self.optimisers = [("scores/", adamw(
+            self.scores.values(), lr=cfg.score_lr, betas=cfg.score_betas, weight_decay=cfg.score_weight_decay
         ), self.scores)]
         if cfg.weights == "joint":
             trainable = {n: p for n, p in self.params.items() if p.requires_grad}
-            self.optimisers.append(("weights/", torch.optim.AdamW(
-                list(trainable.values()), lr=cfg.weight_lr, betas=cfg.weight_betas, weight_decay=cfg.weight_decay
+            self.optimisers.append(("weights/", adamw(
+                trainable.values(), lr=cfg.weight_lr, betas=cfg.weight_betas, weight_decay=cfg.weight_decay
             ), trainable))
         self.prev_mask = edge_popup_mask(self.scores, prune_ratio)
 

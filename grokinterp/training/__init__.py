@@ -5,10 +5,13 @@
 from .config import Schedule, TrainConfig
 from .loop import (
     Callback,
+    Cancel,
     DenseLearner,
     Learner,
     LoopState,
     TrainResult,
+    adamw,
+    check_cancel,
     check_config,
     epoch_bar,
     mask_record,
@@ -22,6 +25,7 @@ from .batched import MLP_WEIGHTS, TrainJob, stack_key, train_batched
 __all__ = [
     "MLP_WEIGHTS",
     "Callback",
+    "Cancel",
     "DenseLearner",
     "Learner",
     "LoopState",
@@ -29,6 +33,8 @@ __all__ = [
     "TrainConfig",
     "TrainJob",
     "TrainResult",
+    "adamw",
+    "check_cancel",
     "check_config",
     "epoch_bar",
     "mask_record",

@@ -12,7 +12,7 @@ import torch
 import grokinterp as gi
 from grokinterp import GrokinterpError
 from grokinterp.metrics import evaluate, mse_f64, split_scores, task_accuracy, task_loss
-from grokinterp.models import HookedVectorMLP, VectorMLPConfig, check_task, fit_task
+from grokinterp.models import HookedVectorMLP, VectorMLPConfig, build_model, check_task, config_from_dict, fit_task
 from grokinterp.tasks import (
     TASKS,
     ImageClassification,
@@ -246,3 +246,25 @@ def test_modular_analyses_refuse_these_tasks(task):
         fit_task(HookedVectorMLP(VectorMLPConfig(d_in=task.d_in + 1, widths=(8,), d_out=task.d_out)), task)
     with pytest.raises(GrokinterpError, match="modular-arithmetic task"):
         fit_task(mod_model, task)
+
+
+def test_paper_presets_build_and_fit(tmp_path):
+    presets = gi.tasks.PAPER_PRESETS
+    assert set(presets) == {"tickets_polynomial_regression", "tickets_mnist", "tickets_digits", "sparse_parity"}
+    reg = presets["tickets_polynomial_regression"]
+    assert dict(reg.model)["widths"] == [48, 500] and reg.train["batch_size"] == 100 and reg.train["lr"] == 1e-2
+    mnist = presets["tickets_mnist"]
+    assert (mnist.model["init_scale"], mnist.train["weight_decay"], mnist.train["epochs"]) == (8.0, 0.1, 100_000)
+    assert set(reg.sources.values()) <= {"paper", "code", "grokinterp"}
+    with pytest.raises(GrokinterpError, match="needs \\['path'\\]"):
+        mnist.task_dict()
+    arrays = _fake_mnist(np.random.default_rng(2), n_train=1000, n_test=10)
+    arrays = {k: (np.repeat(np.repeat(v, 6, axis=1), 7, axis=2)[:, :28, :28] if k.startswith("x") else v) for k, v in arrays.items()}
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    for preset in presets.values():
+        given = {"path": str(tmp_path / "mnist.npz")} if preset.needs else {}
+        task = task_from_dict(preset.task_dict(**given))
+        model = build_model(config_from_dict(dict(preset.model)))
+        assert fit_task(model, task) is task
+        cfg = gi.TrainConfig(**preset.train)
+        assert cfg.to_dict()["lr"] == preset.train["lr"]

@@ -7,6 +7,7 @@ from ..errors import GrokinterpError
 from .images import IMAGE_SOURCES, MNIST_IDX_FILES, ImageClassification, read_idx, read_mnist
 from .modular import OPS, SPLIT_RULES, ModularArithmetic, is_prime
 from .parity import ENCODINGS, SparseParity
+from .presets import PAPER_PRESETS, Preset
 from .protocol import SPLITS, Split, Task, check_split, is_task, kind_of, require_modular
 from .regression import PolynomialRegression
 from .vector import derived_seed
@@ -16,6 +17,8 @@ __all__ = [
     "IMAGE_SOURCES",
     "MNIST_IDX_FILES",
     "OPS",
+    "PAPER_PRESETS",
+    "Preset",
     "SPLITS",
     "SPLIT_RULES",
     "TASKS",

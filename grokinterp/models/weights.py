@@ -288,8 +288,9 @@ def as_weights(model: ModelLike, mask: Mapping[str, Tensor] | None = None) -> Mo
 def answer_logits(
     model: Model, inputs: Int[Tensor, "batch 2"], weights: Mapping[str, Tensor] | None = None
 ) -> Float[Tensor, "batch p"]:
-    """Logits over the p answers of a live model for pairs ``(a, b)``, differentiable in its
-    parameters; ``weights`` replaces parameters by name (the trainer's masked weights ``W * m``).
+    """Logits over the p answers of a live model for pairs ``(a, b)`` (a vector MLP: its outputs for
+    input vectors), differentiable in its parameters; ``weights`` replaces parameters by name (the
+    trainer's masked weights ``W * m``).
     The hook-free path of training and evaluation (:meth:`ModelWeights.logits`); use the model's
     own ``run_with_hooks`` for interventions."""
     tensors = dict(named_weights(model))

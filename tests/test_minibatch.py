@@ -9,7 +9,7 @@ from grokinterp.models import HookedVectorMLP, VectorMLPConfig, config_to_dict, 
 from grokinterp.runs import read_resume_state
 from grokinterp.sweeps import RunPlan, train_plans
 from grokinterp.tasks import SparseParity
-from grokinterp.training import TrainJob, batches_per_epoch, epoch_batches, epoch_order, stack_key
+from grokinterp.training import TrainJob, batches_per_epoch, epoch_batches, epoch_order, loop, stack_key
 
 from conftest import FAST_MLP, FAST_TASK
 
@@ -121,3 +121,23 @@ def test_minibatch_runs_are_not_stacked():
     outcomes = train_plans(plans)
     alone = gi.train(gi.HookedMLP(gi.MLPConfig(**FAST_MLP)), task, gi.TrainConfig(**cfg, batch_size=64))
     assert [o.error for o in outcomes] == [None, None] and outcomes[0].history == alone.history
+
+
+def test_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    cfg = gi.TrainConfig(epochs=20, lr=3e-3, eval_every=5, checkpoint_every=10, batch_size=16, progress=False)
+    full = gi.train(_vec(), PARITY, cfg)
+    real_step, calls = loop._step, []
+
+    def dying_step(*args):
+        calls.append(1)
+        if len(calls) == 4 * 13 + 2:  # the third of epoch 14's four steps
+            raise _Kill
+        return real_step(*args)
+
+    monkeypatch.setattr(loop, "_step", dying_step)
+    with pytest.raises(_Kill):
+        gi.train(_vec(), PARITY, cfg, out_dir=tmp_path / "run")
+    monkeypatch.setattr(loop, "_step", real_step)
+    assert read_resume_state(tmp_path / "run")[0] == 10
+    resumed = gi.train(_vec(), PARITY, cfg, out_dir=tmp_path / "run", resume=True)
+    assert resumed.history == full.history and _same_weights(resumed.model, full.model)

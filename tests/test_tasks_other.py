@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 import grokinterp as gi
@@ -268,3 +270,31 @@ def test_paper_presets_build_and_fit(tmp_path):
         assert fit_task(model, task) is task
         cfg = gi.TrainConfig(**preset.train)
         assert cfg.to_dict()["lr"] == preset.train["lr"]
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False), st.text(max_size=5),
+    st.lists(st.integers(min_value=-3, max_value=50), max_size=3),
+)
+_BUILDERS = {
+    "regression": (lambda **kw: PolynomialRegression(**{"n_train": 5, "n_test": 5, **kw}),
+                   ["d", "n_train", "n_test", "seed", "beta_seed", "tolerance"]),
+    "parity": (lambda **kw: SparseParity(**{"n_bits": 8, "n_train": 5, "n_test": 5, **kw}),
+               ["n_bits", "k", "n_train", "n_test", "seed", "subset_seed", "encoding"]),
+    "images": (lambda **kw: ImageClassification(**kw), ["source", "path", "n_train", "n_test", "seed", "sha256"]),
+    "vector_mlp": (lambda **kw: VectorMLPConfig(**{"d_in": 4, **kw}),
+                   ["d_in", "widths", "d_out", "act", "bias", "init_scale", "init_scales", "seed"]),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(sorted(_BUILDERS)), data=st.data(), value=_VALUES)
+def test_new_tasks_and_config_take_a_value_or_say_what_was_wrong(kind, data, value):
+    build, names = _BUILDERS[kind]
+    field = data.draw(st.sampled_from(names))
+    try:
+        build(**{field: value})
+    except GrokinterpError as e:
+        words = {"n_train": "n_", "n_test": "n_", "sha256": "path"}
+        assert words.get(field, field.split("_")[0]) in str(e), (kind, field, value, str(e))

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..tasks import derived_seed
 
-__all__ = ["batches_per_epoch", "epoch_batches", "epoch_order"]
+__all__ = ["batches_per_epoch", "epoch_batches", "epoch_convention", "epoch_order"]
 
 
 def batches_per_epoch(config, n: int) -> int:
@@ -45,3 +45,11 @@ def epoch_batches(config, epoch: int, x: Tensor, y: Tensor) -> Iterator[tuple[Te
     for start in range(0, n, config.batch_size):
         idx = order[start: start + config.batch_size]
         yield x[idx], y[idx]
+
+
+def epoch_convention(config) -> str:
+    """What an epoch is, in words, for a run's record."""
+    size = getattr(config, "batch_size", None)
+    if size is None:
+        return "epoch e = after e full-batch steps; epoch 0 = initial weights"
+    return f"epoch e = after e passes over the train split in seeded mini-batches of {size}; epoch 0 = initial weights"

@@ -44,7 +44,7 @@ from ..runs import (
     read_resume_state,
 )
 from ..tasks import Task
-from .batches import batches_per_epoch, epoch_batches
+from .batches import batches_per_epoch, epoch_batches, epoch_convention
 from .config import Schedule, TrainConfig
 
 __all__ = ["Callback", "DenseLearner", "Learner", "LoopState", "TrainResult", "check_config", "epoch_bar", "mask_record", "run_finished", "run_record", "train", "training_settings"]
@@ -383,8 +383,7 @@ def run_record(task: Task, model: Mapping, config: Schedule, kind: str, learner_
         "mask": None,
         "parent": dict(parent) if parent else None,
         "parent_key": parent_key,
-        "epoch_convention": "epoch e = after e full-batch steps; epoch 0 = initial weights" if getattr(config, "batch_size", None) is None
-        else f"epoch e = after e passes over the train split in seeded mini-batches of {config.batch_size}; epoch 0 = initial weights",
+        "epoch_convention": epoch_convention(config),
         "versions": library_versions(),
     }
     extra = dict(learner_record)

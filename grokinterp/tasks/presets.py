@@ -106,7 +106,13 @@ _PARITY = Preset(
     model=_frozen({"kind": "vector_mlp", "d_in": 40, "widths": [1000], "d_out": 2, "act": "relu", "bias": True,
                    "init_scale": 1.0, "seed": 0}),
     train=_frozen({"epochs": 10_000, "lr": 1e-3, "weight_decay": 1.0, "eval_every": 10, "checkpoint_every": 100}),
-    sources=_frozen({"task.n_bits": "grokinterp", "task.k": "grokinterp", "*": "grokinterp"}),
+    sources=_frozen({
+        key: "grokinterp" for key in (
+            "task.n_bits", "task.k", "task.n_train", "task.n_test", "task.encoding", "model.widths", "model.act",
+            "model.bias", "model.init_scale", "train.epochs", "train.lr", "train.weight_decay", "train.eval_every",
+            "train.checkpoint_every",
+        )
+    }),
 )
 
 #: The set-ups by name.

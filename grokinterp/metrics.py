@@ -1,7 +1,9 @@
 """Loss, accuracy, weight norms and grokking times: the numbers every run records.
 
 The loss is taken in float64 (after grokking the train loss falls below float32's resolution near
-1). A task names its loss (:attr:`grokinterp.tasks.Task.loss`); :func:`task_loss` computes it.
+1). A task names its loss (:attr:`grokinterp.tasks.Task.loss`: cross-entropy or squared error) and
+its accuracy rule (``accuracy_rule``: argmax, or squared error below the task's bound);
+:func:`task_loss` and :func:`task_accuracy` compute them, so no caller asks what kind of task it has.
 ``t_mem`` / ``t_gen`` (Nanda et al. 2023; Minegishi et al.) are the first evaluated epochs whose
 train / test accuracy exceeds a threshold (0.95), and ``tau_grok = t_gen / t_mem``.
 """
@@ -13,22 +15,26 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
 import torch
-from jaxtyping import Float, Int
+import torch.nn.functional as F
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 from .errors import GrokinterpError
 from .tasks import SPLITS, Task
 
 __all__ = [
+    "ACCURACIES",
     "GrokkingTimes",
     "LOSSES",
     "accuracy",
     "cross_entropy_f64",
     "evaluate",
     "grokking_times",
+    "mse_f64",
     "split_scores",
     "cross_entropy_relative",
     "TRAIN_LOSSES",
+    "task_accuracy",
     "task_loss",
     "train_loss",
     "weight_norms_of",
@@ -89,7 +95,52 @@ def accuracy(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -> float:
     return float((logits.argmax(-1) == labels.to(logits.device)).double().mean())
 
 
-LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross_entropy": cross_entropy_f64}
+def mse_f64(outputs: Float[Tensor, "n c"], labels: Shaped[Tensor, " n"]) -> Tensor:
+    """Mean squared error ``mean_{i,c} (outputs_ic - t_ic)²`` in float64, over every example and
+    output unit (as ``torch.nn.MSELoss``). Integer labels are classes and the target is their
+    one-hot vector ``t_i = onehot(labels_i)`` over the ``c`` outputs (Liu et al. 2023, "Omnigrok",
+    on MNIST); float labels are the targets themselves, one per output (``(n,)`` labels against
+    ``(n, 1)`` outputs for a regression)."""
+    out = outputs.to(torch.float64)
+    labels = labels.to(out.device)
+    if labels.is_floating_point():
+        if labels.numel() != out.numel() or labels.shape[0] != out.shape[0]:
+            raise GrokinterpError(
+                f"squared error needs one target per output: outputs {tuple(out.shape)}, labels {tuple(labels.shape)}"
+            )
+        target = labels.to(torch.float64).reshape(out.shape)
+    else:
+        if out.ndim != 2 or labels.shape != out.shape[:1]:
+            raise GrokinterpError(
+                f"squared error on classes needs outputs (n, classes) and labels (n,), got {tuple(out.shape)} and {tuple(labels.shape)}"
+            )
+        target = F.one_hot(labels.long(), out.shape[1]).to(torch.float64)
+    return (out - target).square().mean()
+
+
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross_entropy": cross_entropy_f64, "mse": mse_f64}
+
+
+def squared_error_accuracy(task: Task, outputs: Float[Tensor, "n 1"], labels: Float[Tensor, " n"]) -> float:
+    """Fraction of examples with ``(output_i - label_i)² < task.squared_error_bound`` (in float64)."""
+    err = (outputs.to(torch.float64).reshape(-1) - labels.to(outputs.device, torch.float64).reshape(-1)).square()
+    return float((err < float(task.squared_error_bound)).double().mean())
+
+
+#: What accuracy means, by a task's ``accuracy_rule``: ``f(task, outputs, labels) -> fraction``.
+ACCURACIES: dict[str, Callable[[Task, Tensor, Tensor], float]] = {
+    "argmax": lambda task, outputs, labels: accuracy(outputs, labels),
+    "squared_error": squared_error_accuracy,
+}
+
+
+def task_accuracy(task: Task, outputs: Tensor, labels: Tensor) -> float:
+    """The task's accuracy (by its ``accuracy_rule``, :data:`ACCURACIES`; ``"argmax"`` if it names none)."""
+    rule = getattr(task, "accuracy_rule", "argmax")
+    fn = ACCURACIES.get(rule)
+    if fn is None:
+        raise GrokinterpError(f"unknown accuracy rule {rule!r} of a {task.kind} task; expected one of {sorted(ACCURACIES)}")
+    return fn(task, outputs, labels)
 
 
 def task_loss(task: Task, outputs: Tensor, labels: Tensor) -> Tensor:
@@ -112,8 +163,8 @@ def train_loss(task: Task, outputs: Tensor, labels: Tensor) -> Tensor:
 
 
 def split_scores(task: Task, outputs: Tensor, labels: Tensor) -> tuple[float, float]:
-    """``(loss, accuracy)`` of one split's outputs."""
-    return float(task_loss(task, outputs, labels)), accuracy(outputs, labels)
+    """``(loss, accuracy)`` of one split's outputs, each as the task defines it."""
+    return float(task_loss(task, outputs, labels)), task_accuracy(task, outputs, labels)
 
 
 def weight_norms_of(params: Mapping[str, Tensor]) -> dict[str, float]:

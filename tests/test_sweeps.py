@@ -206,3 +206,13 @@ def test_an_interrupted_thread_sweep_cancels_its_runs():
     with pytest.raises(KeyboardInterrupt):
         ThreadExecutor(2).run(fn, ["a", "b"], started, finished)
     assert seen == ["a"]  # the thread in flight saw the cancel and stopped; the pool has joined it
+
+
+def test_a_sweep_of_vector_mlps_trains_with_the_default_executor(tmp_path):
+    task = gi.SparseParity(n_bits=10, k=3, n_train=100, n_test=100)
+    cfg = gi.TrainConfig(epochs=5, eval_every=5, checkpoint_every=5, progress=False)
+    plans = [RunPlan(task.to_dict(), gi.models.config_to_dict(gi.VectorMLPConfig(d_in=10, widths=(16,), d_out=2, seed=s)), cfg,
+                     str(tmp_path / f"r{s}")) for s in (0, 1)]
+    table = run_sweep(plans, progress=False)
+    assert table["error"].isna().all() and (table["final_epoch"] == 5).all()
+    assert table["key"].nunique() == 2

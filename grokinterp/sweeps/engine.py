@@ -227,6 +227,9 @@ def _work(plan: RunPlan) -> float:
     m = plan.model
     if m.get("kind") == "mlp":
         n = 2 * m["d_embed"] * (m["p"] + m["d_hidden"])
+    elif m.get("kind") == "vector_mlp":
+        sizes = [m["d_in"], *m["widths"], m["d_out"]]
+        n = sum(a * b for a, b in zip(sizes, sizes[1:]))
     else:
         d, hd = m.get("d_model", 128), m.get("n_heads", 4) * m.get("d_head", 32)
         n = 2 * d * (m["p"] + 1) + m.get("n_layers", 1) * (4 * d * hd + 2 * d * m.get("d_mlp", 512))

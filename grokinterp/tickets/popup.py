@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, GrokinterpError
 from ..masks import Mask, density
 from ..metrics import grokking_times
-from ..models import Model, as_weights, build_model, check_task, is_model, model_config, named_weights
+from ..models import Model, as_weights, build_model, fit_task, is_model, model_config, named_weights
 from ..runs import Run, RunWriter, as_run, load_weights
 from ..safeio import read_safetensors
 from ..runs.layout import RunPaths
@@ -287,7 +287,7 @@ def _source(source, epoch, task) -> tuple[Model, Task, dict, Optional[str]]:
         )
     if task is None:
         raise GrokinterpError("edge_popup needs a task: pass task= or a run that records one")
-    check_task(model, task)
+    fit_task(model, task)
     return model, task, info, key
 
 

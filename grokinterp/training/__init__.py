@@ -2,6 +2,7 @@
 (:mod:`~grokinterp.training.loop`) every learner runs in, and its batched form
 (:mod:`~grokinterp.training.batched`) that steps several runs of one shape together."""
 
+from .batches import batches_per_epoch, epoch_batches, epoch_order
 from .config import Schedule, TrainConfig
 from .loop import (
     Callback,
@@ -35,8 +36,11 @@ __all__ = [
     "TrainResult",
     "adamw",
     "check_cancel",
+    "batches_per_epoch",
     "check_config",
     "epoch_bar",
+    "epoch_batches",
+    "epoch_order",
     "mask_record",
     "run_finished",
     "run_record",

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..errors import GrokinterpError, TrainingCancelled
 from ..metrics import train_loss
-from ..models import MLPConfig, Model, check_task, model_config, named_weights, stacked_mlp_logits
+from ..models import MLPConfig, Model, fit_task, model_config, named_weights, stacked_mlp_logits
 from ..runs import RunWriter
 from ..tasks import Task
 from .config import TrainConfig
@@ -57,10 +57,12 @@ class TrainJob:
 
 def stack_key(job: TrainJob) -> Optional[str]:
     """What must agree for runs to train in one stack (the task, and the MLP's p, widths and
-    activation), as a string; ``None`` for a run that trains alone (a transformer, a task whose
-    loss is not cross-entropy)."""
+    activation), as a string; ``None`` for a run that trains alone (a transformer, a vector MLP, a
+    task whose loss is not cross-entropy, a run in mini-batches)."""
     cfg = model_config(job.model)
     if not isinstance(cfg, MLPConfig) or job.task.loss != "cross_entropy" or not isinstance(job.config, TrainConfig):
+        return None
+    if job.config.batch_size is not None:  # the stacked step is full batch
         return None
     shape = {"p": cfg.p, "d_embed": cfg.d_embed, "d_hidden": cfg.d_hidden, "act": cfg.act}
     return json.dumps({"task": job.task.to_dict(), "mlp": shape}, sort_keys=True)
@@ -115,7 +117,7 @@ def train_batched(jobs: Sequence[TrainJob], *, return_exceptions: bool = False,
 
 def _open_job(job: TrainJob, locks: contextlib.ExitStack, optimiser) -> LoopState:
     config = check_config(job.config, None)
-    check_task(job.model, job.task)
+    fit_task(job.model, job.task)
     if job.resume and job.out_dir is None:
         raise GrokinterpError("resume=True needs the out_dir of the run to continue")
     writer = RunWriter(job.out_dir) if job.out_dir is not None else None

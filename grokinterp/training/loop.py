@@ -1,7 +1,9 @@
 """The one training loop. It trains whatever a :class:`Learner` says is trained (a dense or masked
-network, edge-popup scores with or without the weights), on any task, full batch.
+network, edge-popup scores with or without the weights), on any task, full batch or in seeded
+mini-batches (``TrainConfig.batch_size``, :mod:`~grokinterp.training.batches`).
 
-Epoch convention: epoch ``e`` is the state after ``e`` full-batch steps; epoch 0 is the starting
+Epoch convention: epoch ``e`` is the state after ``e`` full-batch steps (with mini-batches: ``e``
+passes over the train split); epoch 0 is the starting
 weights, evaluated and (with a run directory) saved before the first step. Evaluation happens every
 ``eval_every`` epochs and at the last epoch; ``t_mem`` / ``t_gen`` are read off those rows.
 
@@ -31,7 +33,7 @@ with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto fall
 from ..errors import CheckpointError, GrokinterpError, TrainingCancelled
 from ..masks import Mask, apply_mask_, check_mask, density, mask_digest, masked_weights
 from ..metrics import GrokkingTimes, evaluate, grokking_times, train_loss
-from ..models import Model, answer_logits, check_task, config_to_dict, model_config, named_weights
+from ..models import Model, answer_logits, config_to_dict, fit_task, model_config, named_weights
 from ..runs import (
     RunWriter,
     check_same_spec,
@@ -42,6 +44,7 @@ from ..runs import (
     read_resume_state,
 )
 from ..tasks import Task
+from .batches import batches_per_epoch, epoch_batches, epoch_convention
 from .config import Schedule, TrainConfig
 
 __all__ = ["Callback", "Cancel", "DenseLearner", "adamw", "check_cancel", "Learner", "LoopState", "TrainResult", "check_config", "epoch_bar", "mask_record", "run_finished", "run_record", "train", "training_settings"]
@@ -53,6 +56,7 @@ class Cancel(Protocol):
     """What :func:`train` checks before each step (a ``threading.Event`` is one)."""
 
     def is_set(self) -> bool: ...
+
 
 Optimisers = list[tuple[str, torch.optim.Optimizer, dict[str, Tensor]]]
 
@@ -216,7 +220,7 @@ def train(
     Returns a :class:`TrainResult` with the history (one dict per evaluated epoch) and times.
     """
     config = check_config(config, learner)
-    check_task(model, task)
+    fit_task(model, task)
     if resume and out_dir is None:
         raise GrokinterpError("resume=True needs the out_dir of the run to continue")
     writer = RunWriter(out_dir) if out_dir is not None else None
@@ -267,7 +271,8 @@ class LoopState:
         """Start the run, or continue the one in the folder (see :func:`_open`); a run that had
         finished is marked ``finished`` and nothing is rewritten."""
         writer = self.writer
-        self.start_epoch, self.history, self.restored = _open(writer, self.model, self.learner, self.record, resuming)
+        steps = batches_per_epoch(self.config, len(self.task.labels("train")))
+        self.start_epoch, self.history, self.restored = _open(writer, self.model, self.learner, self.record, resuming, steps)
         if self.restored and run_finished(self.config, self.start_epoch, self.history):
             self.finished = True
             return
@@ -344,7 +349,8 @@ def _loop(state: LoopState, cancel: Cancel | None = None) -> TrainResult:
             if state.finished:
                 break
             check_cancel(cancel, epoch)
-            _step(model, task, learner, epoch, x, y)
+            for xb, yb in epoch_batches(config, epoch, x, y):  # one full batch unless config.batch_size
+                _step(model, task, learner, epoch, xb, yb)
             state.after_step(epoch)
             if bar is not None:
                 if epoch % config.eval_every == 0 or epoch == config.epochs:
@@ -368,7 +374,7 @@ def _step(model: Model, task: Task, learner: Learner, epoch: int, x: Tensor, y: 
         opt.step()
 
 
-def _open(writer, model, learner, record, resuming) -> tuple[int, list[dict], bool]:
+def _open(writer, model, learner, record, resuming, steps_per_epoch: int = 1) -> tuple[int, list[dict], bool]:
     """Start a run (write its record), or continue the one in the folder: restore its last
     checkpoint without writing anything, or, if it was killed before its first checkpoint, start it
     over in place. Returns the epoch to continue from, the history up to it and whether a
@@ -382,7 +388,7 @@ def _open(writer, model, learner, record, resuming) -> tuple[int, list[dict], bo
     if not writer.has_resume_state():
         writer.restart(record)
         return 0, [], False
-    epoch, history = _restore(writer, model, learner)
+    epoch, history = _restore(writer, model, learner, steps_per_epoch)
     return epoch, history, True
 
 
@@ -404,7 +410,7 @@ def run_record(task: Task, model: Mapping, config: Schedule, kind: str, learner_
         "mask": None,
         "parent": dict(parent) if parent else None,
         "parent_key": parent_key,
-        "epoch_convention": "epoch e = after e full-batch steps; epoch 0 = initial weights",
+        "epoch_convention": epoch_convention(config),
         "versions": library_versions(),
     }
     extra = dict(learner_record)
@@ -418,13 +424,14 @@ def _schedule_sections(record: Mapping) -> dict:
     return {k: record[k] for k in ("edge_popup",) if k in record}
 
 
-def _restore(writer: RunWriter, model, learner) -> tuple[int, list[dict]]:
+def _restore(writer: RunWriter, model, learner, steps_per_epoch: int = 1) -> tuple[int, list[dict]]:
     """Load the last checkpoint: weights, optimiser and learner state, each checked against the run
-    (names, shapes, step counts, finite values); returns the epoch and the metrics up to it."""
+    (names, shapes, step counts = epoch × steps per epoch, finite values); returns the epoch and the
+    metrics up to it."""
     epoch, weights, stored = read_resume_state(writer.path)
     load_weights(model, weights, f"{writer.path} epoch {epoch}")
     for prefix, opt, params in learner.optimisers:
-        load_optimiser_state(opt, params, stored, prefix, steps=epoch, source=writer.paths.resume)
+        load_optimiser_state(opt, params, stored, prefix, steps=epoch * steps_per_epoch, source=writer.paths.resume)
     learner.load_state(writer, epoch, stored)
     history = [r for r in writer.read_metrics() if r["epoch"] <= epoch]
     if not history or history[0]["epoch"] != 0:

@@ -89,6 +89,16 @@ def _list(item: Callable, what: str):
     return parse
 
 
+def executor_name(text: str) -> str:
+    """An executor name, or a Dask scheduler address (``tcp://host:8786``)."""
+    if text in EXECUTORS or "://" in text:
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(EXECUTORS)} or a Dask scheduler address (tcp://host:port)")
+
+
+executor_name.__name__ = "executor"
+EXECUTORS = ("auto", "inline", "threads", "process", "dask")
+
 prune_ratios = _list(prune_ratio, "prune ratios in [0, 1)")
 epochs_list = _list(count, "whole-number epochs")
 
@@ -274,6 +284,10 @@ def _ticket_parsers(sub) -> None:
     common.add_argument("--weight-decay", type=non_negative, default=None, help="retraining weight decay (default: the base run's)")
     common.add_argument("--scope", choices=["global", "layer"], default="global", help="magnitude threshold over all tensors or per tensor")
     common.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    common.add_argument("--executor", type=executor_name, default="auto",
+                        help=f"where the runs train: {', '.join(EXECUTORS)}, or a Dask scheduler address "
+                             "(auto: this process for small sweeps, threads of it otherwise)")
+    common.add_argument("--workers", type=positive_int, default=None, help="threads or processes (default: every core)")
 
     p = sub.add_parser("ticket", parents=[common], help="take one grokking ticket and retrain it")
     p.add_argument("--epoch", type=count, default=None, help="ticket epoch t (default: the last checkpoint)")
@@ -317,6 +331,11 @@ def _overrides(args) -> dict:
     return {n: getattr(args, n) for n in ("epochs", "stop_at_test_acc", "weight_decay") if getattr(args, n, None) is not None}
 
 
+def _where(args) -> dict:
+    """The executor options of a command that trains runs."""
+    return {"executor": args.executor, "workers": args.workers}
+
+
 def _print_table(table) -> None:
     cols = [c for c in ("kind", "method", "prune_ratio", "ticket_epoch", "density", "t_mem", "t_gen", "tau_grok",
                         "final_test_acc") if c in table.columns]
@@ -325,7 +344,7 @@ def _print_table(table) -> None:
 
 def cmd_ticket(args) -> int:
     out = _prepare_out(args.out, _is_run, args.overwrite)
-    t = grokking_ticket(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, reuse=True, **_overrides(args))
+    t = grokking_ticket(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, reuse=True, **_where(args), **_overrides(args))
     print(f"ticket run written to {out.resolve()}")
     _print_table(__import__("pandas").DataFrame([t.row()]))
     return 0
@@ -338,9 +357,9 @@ def cmd_sweep(args) -> int:
     except argparse.ArgumentTypeError as e:
         raise UsageError(f"argument --values: {e}") from None
     if args.over == "prune-ratio":
-        table = ticket_prune_sweep(args.run, values, args.epoch, out, scope=args.scope, **_overrides(args))
+        table = ticket_prune_sweep(args.run, values, args.epoch, out, scope=args.scope, **_where(args), **_overrides(args))
     else:
-        table = ticket_epoch_sweep(args.run, values, args.prune_ratio, out, scope=args.scope, **_overrides(args))
+        table = ticket_epoch_sweep(args.run, values, args.prune_ratio, out, scope=args.scope, **_where(args), **_overrides(args))
     _print_table(table)
     print(f"table and runs written to {out.resolve()}")
     return 0
@@ -348,7 +367,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_controls(args) -> int:
     out = _prepare_out(args.out, _is_sweep, args.overwrite)
-    table = ticket_controls(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, **_overrides(args))
+    table = ticket_controls(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, **_where(args), **_overrides(args))
     _print_table(table)
     print(f"table and runs written to {out.resolve()}")
     return 0
@@ -359,7 +378,7 @@ def cmd_critical(args) -> int:
     overrides = _overrides(args)
     wd = overrides.pop("weight_decay", 0.0)
     result = critical_prune_ratio(args.run, args.epoch, out, step=args.step, start=args.start,
-                                  weight_decay=wd, scope=args.scope, **overrides)
+                                  weight_decay=wd, scope=args.scope, **_where(args), **overrides)
     print(f"critical prune ratio: {result.prune_ratio} (step {result.step}, weight decay {wd})")
     return 0
 

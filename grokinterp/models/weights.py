@@ -316,8 +316,8 @@ def stacked_mlp_logits(
     W_L = torch.bmm(tensors["W_out"], tensors["W_U"])
     n, p = P.shape[0], P.shape[1]
     table = rearrange(P, "n p h -> (n p) h")  # copy i's rows at i * p ...
-    offsets = (torch.arange(n) * p)[:, None]
-    inputs = inputs.long()
+    offsets = (torch.arange(n, device=table.device) * p)[:, None]
+    inputs = inputs.to(table.device).long()
     pre = F.embedding(inputs[:, 0] + offsets, table) + F.embedding(inputs[:, 1] + offsets, table)
     return torch.bmm(ACTIVATIONS[act](pre), W_L)
 
@@ -480,14 +480,18 @@ def _transformer_forward(w: ModelWeights, inputs: Tensor) -> Activations:
         else:
             x_q = x[:, -1:] if last else x
             q, k, v = lin("attn.q", x_q), lin("attn.k", x), lin("attn.v", x)
-        q, k, v = (rearrange(t, "n s (h e) -> n h s e", h=heads) for t in (q, k, v))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(cfg.d_head)
+        # a context of 2-3 positions: products summed over broadcast axes, in the (n, position,
+        # head, e) layout of the projections, cost less than batched matrix products of 1x3 blocks
+        n_q = q.shape[1]
+        q = rearrange(q, "n q (h e) -> n q 1 h e", h=heads)
+        k, v = (rearrange(t, "n k (h e) -> n 1 k h e", h=heads) for t in (k, v))
+        scores = rearrange((q * k).sum(-1), "n q k h -> n h q k") / math.sqrt(cfg.d_head)
         if cfg.causal and not last:  # the answer position (the last query) reads every key anyway
             later = torch.ones(seq, seq, dtype=torch.bool, device=scores.device).triu(1)
             scores = scores.masked_fill(later, float("-inf"))
         pattern = apply_attention_rate(scores.softmax(-1), cfg.attn_rate, cfg.causal)
         patterns.append(pattern[:, :, -1])
-        z = rearrange(pattern @ v, "n h s e -> n s (h e)")
+        z = (rearrange(pattern, "n h q k -> n q k h 1") * v).sum(2).reshape(n, n_q, -1)  # Σ_k A[q, k] v_k, per head
         x_mid = x_q + lin("attn.o", z)
         post = act(lin("mlp.in", x_mid))
         x = x_mid + lin("mlp.out", post)

@@ -8,9 +8,10 @@ the batches to an executor and shows the sweep's progress. A run that fails is r
 error; the others go on. Each run folder resumes by itself, so a killed sweep, run again, trains only
 what was unfinished. :func:`run_sweep` gives the table (pandas, one row per plan, in order).
 
-``executor="auto"`` (the default) runs in this process when the remaining work is small (below
-:data:`POOL_MIN_WORK` parameter-epochs, about what starting worker processes costs) or fits one
-batch, and in a local process pool otherwise.
+``executor="auto"`` (the default) runs in this process: the batches one after another when they are
+one (or there is one core), else in threads of this process, one per core, each with one intra-op
+thread (:class:`~grokinterp.sweeps.executors.ThreadExecutor`: no process to start, so even a short
+sweep gains the cores). ``"process"`` and Dask take the same batches elsewhere.
 """
 
 from __future__ import annotations
@@ -38,10 +39,9 @@ from ..training import Cancel, TrainResult, run_finished, stack_key, train, trai
 from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, ThreadExecutor, default_workers
 from .plan import RunPlan
 
-__all__ = ["MAX_STACK", "POOL_MIN_WORK", "Outcome", "execute", "run_plan", "run_sweep", "sweep_table", "train_plans", "write_table"]
+__all__ = ["MAX_STACK", "Outcome", "execute", "run_plan", "run_sweep", "sweep_table", "train_plans", "write_table"]
 
 MAX_STACK = 16  # past about 16 copies the stacked step is memory-bound and gains nothing
-POOL_MIN_WORK = 5e8  # parameter-epochs: about the training that starting a pool of workers costs (seconds)
 
 
 @dataclass
@@ -192,10 +192,9 @@ class _BatchTrainer:
 def _executor(executor, workers, todo: Sequence[RunPlan]) -> Executor:
     if executor == "auto":
         n = workers or default_workers()
-        work = sum(_work(p) for p in todo)
-        if n == 1 or len(_batches(list(range(len(todo))), todo, n)) < 2 or work < POOL_MIN_WORK:
+        if n == 1 or len(_batches(list(range(len(todo))), todo, n)) < 2:
             return InlineExecutor()
-        return ProcessExecutor(n)
+        return ThreadExecutor(n)
     if executor == "inline":
         return InlineExecutor()
     if executor == "process":
@@ -220,20 +219,6 @@ def _executor(executor, workers, todo: Sequence[RunPlan]) -> Executor:
         f"executor must be 'auto', 'inline', 'threads', 'process', 'dask', a Dask scheduler address, a dask.distributed.Client "
         f"or an Executor, got {type(executor).__name__}"
     )
-
-
-def _work(plan: RunPlan) -> float:
-    """Parameter-epochs of a plan (the cost estimate behind ``executor="auto"``)."""
-    m = plan.model
-    if m.get("kind") == "mlp":
-        n = 2 * m["d_embed"] * (m["p"] + m["d_hidden"])
-    elif m.get("kind") == "vector_mlp":
-        sizes = [m["d_in"], *m["widths"], m["d_out"]]
-        n = sum(a * b for a, b in zip(sizes, sizes[1:]))
-    else:
-        d, hd = m.get("d_model", 128), m.get("n_heads", 4) * m.get("d_head", 32)
-        n = 2 * d * (m["p"] + 1) + m.get("n_layers", 1) * (4 * d * hd + 2 * d * m.get("d_mlp", 512))
-    return float(n) * plan.train.epochs
 
 
 def _batches(todo: Sequence[int], plans: Sequence[RunPlan], workers: int) -> list[list[int]]:

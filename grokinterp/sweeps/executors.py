@@ -1,4 +1,5 @@
-"""Where a sweep's work runs: in this process, in a local process pool, or on a Dask cluster.
+"""Where a sweep's work runs: in this process, in its threads, in a local process pool, or on a Dask
+cluster.
 
 An executor runs ``fn(item)`` for each item, at most :attr:`workers` at a time, and reports each
 start and each end (result or exception) to the sweep, which counts runs done, running and failed.

@@ -209,30 +209,39 @@ class ModelWeights:
             )
 
     # -------------------------------------------------------------------- forward
-    def forward(self, inputs: Int[Tensor, "N 2"]) -> "Activations":
+    def check_inputs(self, inputs) -> Tensor:
+        """``inputs`` validated (pairs in ``[0, p)``, or vectors of ``d_in``) and on the weights'
+        device: what :meth:`forward` and :meth:`logits` take with ``checked=True`` (the trainer
+        checks its split once instead of every step)."""
+        if self.kind == "vector_mlp":
+            return self._vectors(inputs)
+        return _check_pairs(inputs, self.p).to(self.W_E.device)
+
+    def forward(self, inputs: Int[Tensor, "N 2"], *, checked: bool = False) -> "Activations":
         """Logits, neurons, final residual and attention at the answer position for pairs
         ``(a, b)``; differentiable in the tensors (see :func:`grid_activations` for analyses).
         A vector MLP takes its input vectors and gives its outputs, last hidden activations (as
-        ``post`` and ``resid``) and no attention."""
+        ``post`` and ``resid``) and no attention. ``checked``: ``inputs`` come from
+        :meth:`check_inputs`."""
+        if not checked:
+            inputs = self.check_inputs(inputs)
         if self.kind == "vector_mlp":
-            out, post = vector_mlp_forward(self.config, self.tensors, self._vectors(inputs))
+            out, post = vector_mlp_forward(self.config, self.tensors, inputs)
             return Activations(out, post, post, None)
-        inputs = _check_pairs(inputs, self.p).to(self.W_E.device)
         return _mlp_forward(self, inputs) if self.kind == "mlp" else _transformer_forward(self, inputs)
 
-    def logits(self, inputs: Int[Tensor, "N 2"]) -> Float[Tensor, "N p"]:
+    def logits(self, inputs: Int[Tensor, "N 2"], *, checked: bool = False) -> Float[Tensor, "N p"]:
         """Logits over the p answers for pairs ``(a, b)``: the training and evaluation path.
 
         MLP: ``act(P[a] + P[b]) W_L`` with ``P = W_E W_in`` and ``W_L = W_out W_U``, the tickets
         paper's ``act((E_a + E_b) W_in) W_out W_U`` re-associated so that the (N, d_embed)
         activations are never formed (O(N d_mlp p) instead of O(N d_embed (d_mlp + p)) per step).
         Transformer: :meth:`forward`'s logits. Vector MLP: its outputs for input vectors
-        (:func:`~grokinterp.models.vector_mlp.vector_mlp_forward`)."""
-        if self.kind == "vector_mlp":
-            return vector_mlp_forward(self.config, self.tensors, self._vectors(inputs))[0]
+        (:func:`~grokinterp.models.vector_mlp.vector_mlp_forward`). ``checked`` as for :meth:`forward`."""
         if self.kind != "mlp":
-            return self.forward(inputs).logits
-        inputs = _check_pairs(inputs, self.p).to(self.W_E.device)
+            return self.forward(inputs, checked=checked).logits
+        if not checked:
+            inputs = self.check_inputs(inputs)
         P = self.W_E @ self.W_in
         return ACTIVATIONS[self.config.act](F.embedding(inputs[:, 0], P) + F.embedding(inputs[:, 1], P)) @ self.W_L
 

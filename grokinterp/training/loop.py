@@ -31,9 +31,9 @@ with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto fall
     from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, GrokinterpError, TrainingCancelled
-from ..masks import Mask, apply_mask_, check_mask, density, mask_digest, masked_weights
+from ..masks import Mask, apply_mask_, check_mask, density, mask_digest
 from ..metrics import GrokkingTimes, evaluate, grokking_times, train_loss
-from ..models import Model, answer_logits, config_to_dict, fit_task, model_config, named_weights
+from ..models import Model, ModelConfig, ModelWeights, answer_logits, config_to_dict, fit_task, model_config, named_weights
 from ..runs import (
     RunWriter,
     check_same_spec,
@@ -116,6 +116,9 @@ class DenseLearner:
         else:
             self._group = _join_group(optimiser, list(trainable.values()), {**settings, "warmup": config.warmup_epochs})
         self.optimisers: Optimisers = [("", optimiser, trainable)]
+        # the mask as factors of the weights' dtype and device, made once (W * m, as masked_weights)
+        self._params = named_weights(model)
+        self._factors = {n: m.to(self._params[n].device, self._params[n].dtype) for n, m in (mask or {}).items()}
 
     def record(self) -> dict:
         return mask_record(self.input_mask)
@@ -129,7 +132,9 @@ class DenseLearner:
             self._group["lr"] = self.config.lr * min(1.0, epoch / self.config.warmup_epochs)
 
     def weights(self, train: bool) -> Optional[dict[str, Tensor]]:
-        return masked_weights(self.model, self.input_mask) if self.input_mask is not None else None
+        if self.input_mask is None:
+            return None
+        return {n: self._params[n] * m for n, m in self._factors.items()}
 
     def eval_metrics(self) -> dict:
         return {}
@@ -342,15 +347,17 @@ def _loop(state: LoopState, cancel: Cancel | None = None) -> TrainResult:
     model, task, config, learner = state.model, state.task, state.config, state.learner
     try:
         state.begin()
-        device = next(iter(named_weights(model).values())).device  # a task's tensors live on the CPU
-        x, y = task.inputs("train").to(device), task.labels("train").to(device)
+        params, cfg = named_weights(model), model_config(model)
+        device = next(iter(params.values())).device  # a task's tensors live on the CPU
+        x = ModelWeights(cfg, params).check_inputs(task.inputs("train"))  # checked once, not every step
+        y = task.labels("train").to(device)
         bar = _progress_bar(config, state.start_epoch, learner.kind)
         for epoch in range(state.start_epoch + 1, config.epochs + 1):
             if state.finished:
                 break
             check_cancel(cancel, epoch)
             for xb, yb in epoch_batches(config, epoch, x, y):  # one full batch unless config.batch_size
-                _step(model, task, learner, epoch, xb, yb)
+                _step(cfg, params, task, learner, epoch, xb, yb)
             state.after_step(epoch)
             if bar is not None:
                 if epoch % config.eval_every == 0 or epoch == config.epochs:
@@ -363,10 +370,14 @@ def _loop(state: LoopState, cancel: Cancel | None = None) -> TrainResult:
     return state.result()
 
 
-def _step(model: Model, task: Task, learner: Learner, epoch: int, x: Tensor, y: Tensor) -> None:
-    """One full-batch step of every optimiser of the learner."""
+def _step(config: ModelConfig, params: Mapping[str, Tensor], task: Task, learner: Learner, epoch: int, x: Tensor,
+          y: Tensor) -> None:
+    """One step of every optimiser of the learner on the batch ``x`` (checked inputs, see
+    :meth:`~grokinterp.models.ModelWeights.check_inputs`); ``params``: the model's parameters."""
     learner.warm_up(epoch)
-    loss = train_loss(task, answer_logits(model, x, learner.weights(train=True)), y)
+    weights = learner.weights(train=True)
+    logits = ModelWeights(config, {**params, **weights} if weights else params).logits(x, checked=True)
+    loss = train_loss(task, logits, y)
     for _, opt, _ in learner.optimisers:
         opt.zero_grad(set_to_none=True)
     loss.backward()

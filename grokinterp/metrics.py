@@ -1,7 +1,10 @@
 """Loss, accuracy, weight norms and grokking times: the numbers every run records.
 
-The loss is taken in float64 (after grokking the train loss falls below float32's resolution near
-1). A task names its loss (:attr:`grokinterp.tasks.Task.loss`: cross-entropy or squared error) and
+The recorded loss is taken in float64 (after grokking the train loss falls below float32's
+resolution near 1). The loss a training step minimises (:func:`train_loss`) is, for cross-entropy,
+:func:`cross_entropy_relative`: float32 arithmetic arranged so that every term and every gradient
+keeps its relative precision however small it gets, which is what grokking needs of float64, at a
+third of its cost. A task names its loss (:attr:`grokinterp.tasks.Task.loss`: cross-entropy or squared error) and
 its accuracy rule (``accuracy_rule``: argmax, or squared error below the task's bound);
 :func:`task_loss` and :func:`task_accuracy` compute them, so no caller asks what kind of task it has.
 ``t_mem`` / ``t_gen`` (Nanda et al. 2023; Minegishi et al.) are the first evaluated epochs whose

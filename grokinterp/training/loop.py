@@ -17,6 +17,7 @@ bit-identically, after checking that the requested run has the stored run's spec
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,6 +464,8 @@ def training_settings(threads: int | None) -> Iterator[None]:
     was_filling = torch.utils.deterministic.fill_uninitialized_memory
     if threads:
         torch.set_num_threads(threads)
+    # deterministic cuBLAS (CUDA) needs a fixed workspace, read when cuBLAS starts; no effect on the CPU
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     torch.utils.deterministic.fill_uninitialized_memory = False  # no NaN fill of every new tensor
     try:

@@ -19,11 +19,11 @@ from typing import Callable, Sequence
 
 from .checks import MAX_SEED
 from .errors import GrokinterpError
-from .models import HookedMLP, MLPConfig, make_transformer
+from .models import HookedMLP, MLPConfig, build_model, config_from_dict, make_transformer
 from .report import analyze
 from .report.figures import report_html
 from .runs.layout import CONFIG
-from .tasks import OPS, ModularArithmetic
+from .tasks import OPS, PAPER_PRESETS, ModularArithmetic, task_from_dict
 from .tickets import (
     EdgePopupConfig,
     critical_prune_ratio,
@@ -140,7 +140,12 @@ def _is_demo(path: Path) -> bool:
 
 # ------------------------------------------------------------------------------- train
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model on modular arithmetic into a run directory")
+    p = sub.add_parser("train", help="train a model (modular arithmetic, or a paper's other task) into a run directory")
+    p.add_argument("--task-preset", default=None, choices=sorted(PAPER_PRESETS),
+                   help="a paper's task on vectors with its model and settings (regression, parity, images) "
+                        "instead of modular arithmetic; --epochs, --lr, --weight-decay, --batch-size and the "
+                        "schedule options override its values")
+    p.add_argument("--mnist", default=None, help="local MNIST (a folder of the idx files, or an .npz) for tickets_mnist")
     p.add_argument("--model", choices=["mlp", "transformer"], default="mlp", help="the tickets MLP or a transformer")
     p.add_argument("--preset", default=None, choices=["nanda", "tickets", "pizza", "clock"],
                    help="transformer preset (default: nanda)")
@@ -156,25 +161,58 @@ def _train_parser(sub) -> None:
     p.add_argument("--act", default=None, choices=["relu", "gelu", "quadratic"],
                    help="activation (quadratic: MLP only; default relu)")
     p.add_argument("--epochs", type=count, default=None, help="epochs (default: 10000 MLP, 25000 transformer)")
-    p.add_argument("--lr", type=positive, default=1e-3, help="AdamW learning rate")
-    p.add_argument("--weight-decay", type=non_negative, default=1.0, help="AdamW weight decay")
+    p.add_argument("--lr", type=positive, default=None, help="AdamW learning rate (default: 1e-3, or the preset's)")
+    p.add_argument("--weight-decay", type=non_negative, default=None, help="AdamW weight decay (default: 1, or the preset's)")
     p.add_argument("--warmup", type=count, default=0, help="linear learning-rate warm-up epochs")
-    _schedule_options(p, checkpoint_every=100)
+    p.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: full batch, or the preset's)")
+    p.add_argument("--batch-seed", type=seed, default=0, help="seed of the mini-batch order")
+    _schedule_options(p, checkpoint_every=None, eval_every=None)
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--resume", action="store_true", help="continue the killed run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
 
 
-def _schedule_options(p, checkpoint_every: int) -> None:
-    p.add_argument("--eval-every", type=positive_int, default=10, help="evaluate every this many epochs")
-    p.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every, help="checkpoint every this many epochs")
+def _schedule_options(p, checkpoint_every: int | None, eval_every: int | None = 10) -> None:
+    """Schedule options; a default of ``None`` is resolved by the command (train: 10 and 100, or
+    the task preset's)."""
+    p.add_argument("--eval-every", type=positive_int, default=eval_every,
+                   help="evaluate every this many epochs" + (" (default: 10, or the preset's)" if eval_every is None else ""))
+    p.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
+                   help="checkpoint every this many epochs" + (" (default: 100, or the preset's)" if checkpoint_every is None else ""))
     p.add_argument("--stop-at-test-acc", type=accuracy, default=None, help="stop once test accuracy exceeds this")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _preset_run(args: argparse.Namespace):
+    """Model, task and settings of ``--task-preset`` (its values, then the options given)."""
+    given = [flag for flag, value in (("--model", args.model != "mlp"), ("--preset", args.preset), ("--p", args.p),
+                                      ("--op", args.op != "add"), ("--pairs", args.pairs), ("--frac-train", args.frac_train),
+                                      ("--act", args.act)) if value]
+    if given:
+        raise GrokinterpError(f"--task-preset sets the task and the model; drop {', '.join(given)}")
+    preset = PAPER_PRESETS[args.task_preset]
+    if "path" in preset.needs and args.mnist is None:
+        raise GrokinterpError(f"--task-preset {preset.name} needs --mnist PATH (a folder of the MNIST idx files, or an .npz)")
+    task = task_from_dict(preset.task_dict(**({"path": args.mnist} if args.mnist else {})))
+    model = build_model(config_from_dict({**preset.model, "seed": args.seed}))
+    settings = dict(preset.train)
+    settings.update({k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("weight_decay", args.weight_decay),
+                                       ("batch_size", args.batch_size), ("eval_every", args.eval_every),
+                                       ("checkpoint_every", args.checkpoint_every)) if v is not None})
+    return model, task, settings
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     out = _prepare_out(args.out, _is_run, args.overwrite)
+    if args.mnist is not None and args.task_preset != "tickets_mnist":
+        raise GrokinterpError("--mnist is the data of --task-preset tickets_mnist")
+    if args.task_preset is not None:
+        model, task, settings = _preset_run(args)
+        cfg = TrainConfig(**{**settings, "warmup_epochs": args.warmup, "batch_seed": args.batch_seed,
+                             "stop_at_test_acc": args.stop_at_test_acc, "threads": args.threads,
+                             "progress": not args.no_progress})
+        return _train_and_print(model, task, cfg, out, args.resume)
     if args.model == "mlp":
         if args.preset is not None:
             raise GrokinterpError("--preset is for --model transformer")
@@ -190,11 +228,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         frac, epochs = 0.3 if frac is None else frac, 25_000 if epochs is None else epochs
     task = ModularArithmetic(p, args.op, pairs, frac, seed=args.split_seed)
     cfg = TrainConfig(
-        epochs=epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup,
-        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+        epochs=epochs, lr=1e-3 if args.lr is None else args.lr, weight_decay=1.0 if args.weight_decay is None else args.weight_decay,
+        warmup_epochs=args.warmup, batch_size=args.batch_size, batch_seed=args.batch_seed,
+        eval_every=args.eval_every or 10, checkpoint_every=args.checkpoint_every or 100,
         stop_at_test_acc=args.stop_at_test_acc, threads=args.threads, progress=not args.no_progress,
     )
-    result = train(model, task, cfg, out_dir=out, resume=args.resume)
+    return _train_and_print(model, task, cfg, out, args.resume)
+
+
+def _train_and_print(model, task, cfg: TrainConfig, out: Path, resume: bool) -> int:
+    result = train(model, task, cfg, out_dir=out, resume=resume)
     t = result.times
     last = result.history[-1]
     print(f"run written to {out.resolve()}")

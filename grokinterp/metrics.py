@@ -180,12 +180,15 @@ def weight_norms_of(params: Mapping[str, Tensor]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(forward: Callable[[Tensor], Tensor], task: Task, params: Mapping[str, Tensor]) -> dict[str, float]:
+def evaluate(forward: Callable[[Tensor], Tensor] | None, task: Task, params: Mapping[str, Tensor], *,
+             outputs: Mapping[str, Tensor] | None = None) -> dict[str, float]:
     """Train / test loss and accuracy of ``forward`` (inputs -> outputs) on ``task``, and the L1 / L2
-    norms of ``params`` (pass masked weights for masked entries: pruned weights count as 0)."""
+    norms of ``params`` (pass masked weights for masked entries: pruned weights count as 0).
+    ``outputs``: each split's outputs, computed already (a stack of models evaluated at once)."""
     out: dict[str, float] = {}
     for split in SPLITS:
-        out[f"{split}_loss"], out[f"{split}_acc"] = split_scores(task, forward(task.inputs(split)), task.labels(split))
+        got = outputs[split] if outputs is not None else forward(task.inputs(split))
+        out[f"{split}_loss"], out[f"{split}_acc"] = split_scores(task, got, task.labels(split))
     out.update(weight_norms_of(params))
     return out
 

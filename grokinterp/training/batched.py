@@ -31,7 +31,7 @@ from ..errors import GrokinterpError, TrainingCancelled
 from ..metrics import train_loss
 from ..models import MLPConfig, Model, fit_task, model_config, named_weights, stacked_mlp_logits
 from ..runs import RunWriter
-from ..tasks import Task
+from ..tasks import SPLITS, Task
 from .config import TrainConfig
 from .loop import Cancel, LoopState, TrainResult, check_cancel, check_config, epoch_bar, training_settings
 
@@ -151,8 +151,9 @@ def _lockstep(states: Sequence[LoopState], cancel: Optional[Cancel] = None) -> N
             if live:
                 check_cancel(cancel, epoch)
                 _stacked_step(live, optimiser, act, epoch, x, y)
+                outputs = _stacked_eval([s for s in live if s.evaluates_at(epoch)], act, device)
                 for s in live:
-                    s.after_step(epoch)
+                    s.after_step(epoch, outputs.get(id(s)))
             if bar is not None:
                 bar.update(1)
         if bar is not None:
@@ -160,6 +161,20 @@ def _lockstep(states: Sequence[LoopState], cancel: Optional[Cancel] = None) -> N
     finally:
         for s in running:
             s.end()
+
+
+@torch.no_grad()
+def _stacked_eval(due: Sequence[LoopState], act: str, device) -> dict[int, dict[str, Tensor]]:
+    """Each split's logits of the runs evaluated at this epoch, from one stacked forward (the
+    same numbers as each run's own forward: the stacked forward is the single one, copy by copy);
+    ``{}`` for fewer than two runs (they evaluate themselves)."""
+    if len(due) < 2:
+        return {}
+    weights = [{**named_weights(s.model), **(s.learner.weights(train=False) or {})} for s in due]
+    stacked = {n: torch.stack([w[n] for w in weights]) for n in MLP_WEIGHTS}
+    task = due[0].task
+    logits = {split: stacked_mlp_logits(act, stacked, task.inputs(split).to(device)) for split in SPLITS}
+    return {id(s): {split: logits[split][i] for split in SPLITS} for i, s in enumerate(due)}
 
 
 def _stacked_step(live: Sequence[LoopState], optimiser: torch.optim.Optimizer, act: str, epoch: int,

@@ -294,13 +294,15 @@ class LoopState:
             self.save(0)
         self.finished = self.stopped or self.start_epoch >= self.config.epochs
 
-    def log(self, epoch: int) -> bool:
-        """Evaluate, append the metrics row, run the callbacks; True if the run stops here."""
+    def log(self, epoch: int, outputs: Mapping[str, Tensor] | None = None) -> bool:
+        """Evaluate (``outputs``: each split's outputs, if computed already), append the metrics
+        row, run the callbacks; True if the run stops here."""
         model, learner = self.model, self.learner
         with torch.no_grad():
             weights = learner.weights(train=False)
             params = {**named_weights(model), **(weights or {})}
-            row = {"epoch": epoch, **evaluate(lambda x: answer_logits(model, x, weights), self.task, params)}
+            forward = lambda x: answer_logits(model, x, weights)  # noqa: E731
+            row = {"epoch": epoch, **evaluate(forward, self.task, params, outputs=outputs)}
         row.update(learner.eval_metrics())
         self.history.append(row)
         if self.writer is not None:
@@ -318,12 +320,16 @@ class LoopState:
                 resume_state.update(optimiser_state(opt, params, prefix))
             self.writer.save_checkpoint(self.model, self.task, epoch, resume_state, extra)
 
-    def after_step(self, epoch: int) -> None:
-        """After the step to ``epoch``: evaluate and checkpoint on the run's cadence; marks the run
-        ``finished`` at its last epoch or an early stop."""
+    def evaluates_at(self, epoch: int) -> bool:
+        """Whether the run is evaluated after the step to ``epoch``."""
+        return epoch % self.config.eval_every == 0 or epoch == self.config.epochs
+
+    def after_step(self, epoch: int, outputs: Mapping[str, Tensor] | None = None) -> None:
+        """After the step to ``epoch``: evaluate (``outputs`` as for :meth:`log`) and checkpoint on
+        the run's cadence; marks the run ``finished`` at its last epoch or an early stop."""
         last = epoch == self.config.epochs
-        if epoch % self.config.eval_every == 0 or last:
-            self.stopped = self.log(epoch)
+        if self.evaluates_at(epoch):
+            self.stopped = self.log(epoch, outputs)
         if epoch % self.config.checkpoint_every == 0 or last or self.stopped:
             self.save(epoch)
         self.finished = last or self.stopped

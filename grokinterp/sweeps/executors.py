@@ -104,6 +104,8 @@ class ThreadExecutor:
                     i, future = done.get()
                     in_flight -= 1
                     error = future.exception()
+                    if error is not None and not isinstance(error, Exception):
+                        raise error  # an interrupt or exit inside a worker thread stops the sweep, as it would inline
                     finished(i, None if error is not None else future.result(), error)
             except BaseException:
                 cancel.set()  # the threads stop before their next step; the pool joins them

@@ -20,13 +20,13 @@ from typing import Callable, Sequence
 
 from .checks import MAX_SEED
 from .errors import GrokinterpError
-from .models import HookedMLP, MLPConfig, make_transformer
+from .models import HookedMLP, MLPConfig, build_model, config_from_dict, make_transformer
 from .report import analyze
 from .report.figures import report_html
 from .reproduce import EXPERIMENTS, reproduce_tickets_paper, select
 from .reproduce.report import verdict_line
 from .runs.layout import CONFIG, REPRO_MANIFEST, REPRO_REPORT_HTML, REPRO_REPORT_JSON, REPRO_REPORT_MD, REPRO_RUNS
-from .tasks import OPS, ModularArithmetic
+from .tasks import OPS, PAPER_PRESETS, ModularArithmetic, task_from_dict
 from .tickets import (
     EdgePopupConfig,
     critical_prune_ratio,
@@ -93,6 +93,16 @@ def _list(item: Callable, what: str):
     return parse
 
 
+def executor_name(text: str) -> str:
+    """An executor name, or a Dask scheduler address (``tcp://host:8786``)."""
+    if text in EXECUTORS or "://" in text:
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(EXECUTORS)} or a Dask scheduler address (tcp://host:port)")
+
+
+executor_name.__name__ = "executor"
+EXECUTORS = ("auto", "inline", "threads", "process", "dask")
+
 prune_ratios = _list(prune_ratio, "prune ratios in [0, 1)")
 epochs_list = _list(count, "whole-number epochs")
 
@@ -138,7 +148,12 @@ def _is_reproduction(path: Path) -> bool:
 
 # ------------------------------------------------------------------------------- train
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model on modular arithmetic into a run directory")
+    p = sub.add_parser("train", help="train a model (modular arithmetic, or a paper's other task) into a run directory")
+    p.add_argument("--task-preset", default=None, choices=sorted(PAPER_PRESETS),
+                   help="a paper's task on vectors with its model and settings (regression, parity, images) "
+                        "instead of modular arithmetic; --epochs, --lr, --weight-decay, --batch-size and the "
+                        "schedule options override its values")
+    p.add_argument("--mnist", default=None, help="local MNIST (a folder of the idx files, or an .npz) for tickets_mnist")
     p.add_argument("--model", choices=["mlp", "transformer"], default="mlp", help="the tickets MLP or a transformer")
     p.add_argument("--preset", default=None, choices=["nanda", "tickets", "pizza", "clock"],
                    help="transformer preset (default: nanda)")
@@ -154,25 +169,58 @@ def _train_parser(sub) -> None:
     p.add_argument("--act", default=None, choices=["relu", "gelu", "quadratic"],
                    help="activation (quadratic: MLP only; default relu)")
     p.add_argument("--epochs", type=count, default=None, help="epochs (default: 10000 MLP, 25000 transformer)")
-    p.add_argument("--lr", type=positive, default=1e-3, help="AdamW learning rate")
-    p.add_argument("--weight-decay", type=non_negative, default=1.0, help="AdamW weight decay")
+    p.add_argument("--lr", type=positive, default=None, help="AdamW learning rate (default: 1e-3, or the preset's)")
+    p.add_argument("--weight-decay", type=non_negative, default=None, help="AdamW weight decay (default: 1, or the preset's)")
     p.add_argument("--warmup", type=count, default=0, help="linear learning-rate warm-up epochs")
-    _schedule_options(p, checkpoint_every=100)
+    p.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: full batch, or the preset's)")
+    p.add_argument("--batch-seed", type=seed, default=0, help="seed of the mini-batch order")
+    _schedule_options(p, checkpoint_every=None, eval_every=None)
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--resume", action="store_true", help="continue the killed run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
 
 
-def _schedule_options(p, checkpoint_every: int) -> None:
-    p.add_argument("--eval-every", type=positive_int, default=10, help="evaluate every this many epochs")
-    p.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every, help="checkpoint every this many epochs")
+def _schedule_options(p, checkpoint_every: int | None, eval_every: int | None = 10) -> None:
+    """Schedule options; a default of ``None`` is resolved by the command (train: 10 and 100, or
+    the task preset's)."""
+    p.add_argument("--eval-every", type=positive_int, default=eval_every,
+                   help="evaluate every this many epochs" + (" (default: 10, or the preset's)" if eval_every is None else ""))
+    p.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
+                   help="checkpoint every this many epochs" + (" (default: 100, or the preset's)" if checkpoint_every is None else ""))
     p.add_argument("--stop-at-test-acc", type=accuracy, default=None, help="stop once test accuracy exceeds this")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _preset_run(args: argparse.Namespace):
+    """Model, task and settings of ``--task-preset`` (its values, then the options given)."""
+    given = [flag for flag, value in (("--model", args.model != "mlp"), ("--preset", args.preset), ("--p", args.p),
+                                      ("--op", args.op != "add"), ("--pairs", args.pairs), ("--frac-train", args.frac_train),
+                                      ("--act", args.act)) if value]
+    if given:
+        raise GrokinterpError(f"--task-preset sets the task and the model; drop {', '.join(given)}")
+    preset = PAPER_PRESETS[args.task_preset]
+    if "path" in preset.needs and args.mnist is None:
+        raise GrokinterpError(f"--task-preset {preset.name} needs --mnist PATH (a folder of the MNIST idx files, or an .npz)")
+    task = task_from_dict(preset.task_dict(**({"path": args.mnist} if args.mnist else {})))
+    model = build_model(config_from_dict({**preset.model, "seed": args.seed}))
+    settings = dict(preset.train)
+    settings.update({k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("weight_decay", args.weight_decay),
+                                       ("batch_size", args.batch_size), ("eval_every", args.eval_every),
+                                       ("checkpoint_every", args.checkpoint_every)) if v is not None})
+    return model, task, settings
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     out = _prepare_out(args.out, _is_run, args.overwrite)
+    if args.mnist is not None and args.task_preset != "tickets_mnist":
+        raise GrokinterpError("--mnist is the data of --task-preset tickets_mnist")
+    if args.task_preset is not None:
+        model, task, settings = _preset_run(args)
+        cfg = TrainConfig(**{**settings, "warmup_epochs": args.warmup, "batch_seed": args.batch_seed,
+                             "stop_at_test_acc": args.stop_at_test_acc, "threads": args.threads,
+                             "progress": not args.no_progress})
+        return _train_and_print(model, task, cfg, out, args.resume)
     if args.model == "mlp":
         if args.preset is not None:
             raise GrokinterpError("--preset is for --model transformer")
@@ -188,11 +236,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         frac, epochs = 0.3 if frac is None else frac, 25_000 if epochs is None else epochs
     task = ModularArithmetic(p, args.op, pairs, frac, seed=args.split_seed)
     cfg = TrainConfig(
-        epochs=epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup,
-        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+        epochs=epochs, lr=1e-3 if args.lr is None else args.lr, weight_decay=1.0 if args.weight_decay is None else args.weight_decay,
+        warmup_epochs=args.warmup, batch_size=args.batch_size, batch_seed=args.batch_seed,
+        eval_every=args.eval_every or 10, checkpoint_every=args.checkpoint_every or 100,
         stop_at_test_acc=args.stop_at_test_acc, threads=args.threads, progress=not args.no_progress,
     )
-    result = train(model, task, cfg, out_dir=out, resume=args.resume)
+    return _train_and_print(model, task, cfg, out, args.resume)
+
+
+def _train_and_print(model, task, cfg: TrainConfig, out: Path, resume: bool) -> int:
+    result = train(model, task, cfg, out_dir=out, resume=resume)
     t = result.times
     last = result.history[-1]
     print(f"run written to {out.resolve()}")
@@ -282,6 +335,10 @@ def _ticket_parsers(sub) -> None:
     common.add_argument("--weight-decay", type=non_negative, default=None, help="retraining weight decay (default: the base run's)")
     common.add_argument("--scope", choices=["global", "layer"], default="global", help="magnitude threshold over all tensors or per tensor")
     common.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    common.add_argument("--executor", type=executor_name, default="auto",
+                        help=f"where the runs train: {', '.join(EXECUTORS)}, or a Dask scheduler address "
+                             "(auto: this process, in one thread per core when there is more than one batch)")
+    common.add_argument("--workers", type=positive_int, default=None, help="threads or processes (default: every core)")
 
     p = sub.add_parser("ticket", parents=[common], help="take one grokking ticket and retrain it")
     p.add_argument("--epoch", type=count, default=None, help="ticket epoch t (default: the last checkpoint)")
@@ -327,6 +384,11 @@ def _overrides(args) -> dict:
     return {n: getattr(args, n) for n in ("epochs", "stop_at_test_acc", "weight_decay") if getattr(args, n, None) is not None}
 
 
+def _where(args) -> dict:
+    """The executor options of a command that trains runs."""
+    return {"executor": args.executor, "workers": args.workers}
+
+
 def _print_table(table) -> None:
     cols = [c for c in ("kind", "method", "prune_ratio", "ticket_epoch", "density", "t_mem", "t_gen", "tau_grok",
                         "final_test_acc") if c in table.columns]
@@ -335,7 +397,7 @@ def _print_table(table) -> None:
 
 def cmd_ticket(args) -> int:
     out = _prepare_out(args.out, _is_run, args.overwrite)
-    t = grokking_ticket(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, reuse=True, **_overrides(args))
+    t = grokking_ticket(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, reuse=True, **_where(args), **_overrides(args))
     print(f"ticket run written to {out.resolve()}")
     _print_table(__import__("pandas").DataFrame([t.row()]))
     return 0
@@ -348,9 +410,9 @@ def cmd_sweep(args) -> int:
     except argparse.ArgumentTypeError as e:
         raise UsageError(f"argument --values: {e}") from None
     if args.over == "prune-ratio":
-        table = ticket_prune_sweep(args.run, values, args.epoch, out, scope=args.scope, **_overrides(args))
+        table = ticket_prune_sweep(args.run, values, args.epoch, out, scope=args.scope, **_where(args), **_overrides(args))
     else:
-        table = ticket_epoch_sweep(args.run, values, args.prune_ratio, out, scope=args.scope, **_overrides(args))
+        table = ticket_epoch_sweep(args.run, values, args.prune_ratio, out, scope=args.scope, **_where(args), **_overrides(args))
     _print_table(table)
     print(f"table and runs written to {out.resolve()}")
     return 0
@@ -358,7 +420,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_controls(args) -> int:
     out = _prepare_out(args.out, _is_sweep, args.overwrite)
-    table = ticket_controls(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, **_overrides(args))
+    table = ticket_controls(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, **_where(args), **_overrides(args))
     _print_table(table)
     print(f"table and runs written to {out.resolve()}")
     return 0
@@ -369,7 +431,7 @@ def cmd_critical(args) -> int:
     overrides = _overrides(args)
     wd = overrides.pop("weight_decay", 0.0)
     result = critical_prune_ratio(args.run, args.epoch, out, step=args.step, start=args.start,
-                                  weight_decay=wd, threshold=args.threshold, scope=args.scope, **overrides)
+                                  weight_decay=wd, threshold=args.threshold, scope=args.scope, **_where(args), **overrides)
     print(f"critical prune ratio: {result.prune_ratio} (step {result.step}, weight decay {wd}, "
           f"accuracy threshold {args.threshold})")
     return 0
@@ -397,9 +459,9 @@ def _reproduce_parser(sub) -> None:
     p.add_argument("--seeds", type=positive_int, default=None, help="number of seeds, 0 .. n-1 (default: 3, quick: 1)")
     p.add_argument("--only", default=None, help=f"comma-separated experiments (default all): {','.join(EXPERIMENTS)}")
     p.add_argument("--out", default="runs/repro", help="folder for the runs and the report (a rerun continues it)")
-    p.add_argument("--executor", default="auto",
-                   help="auto, inline, process, dask, or a Dask scheduler address (host:port)")
-    p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: every core)")
+    p.add_argument("--executor", type=executor_name, default="auto",
+                   help=f"where the runs train: {', '.join(EXECUTORS)}, or a Dask scheduler address (tcp://host:port)")
+    p.add_argument("--workers", type=positive_int, default=None, help="threads or processes (default: every core)")
     p.add_argument("--critical-threshold", type=fraction, default=None,
                    help="test accuracy a ticket must exceed to count as generalising in the critical-ratio experiment "
                         "(default 0.95)")

@@ -51,14 +51,14 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, GrokinterpError
 from ..masks import Mask, density
 from ..metrics import grokking_times
-from ..models import Model, as_weights, build_model, check_task, is_model, model_config, named_weights
+from ..models import Model, as_weights, build_model, fit_task, is_model, model_config, named_weights
 from ..runs import Run, RunWriter, as_run, load_weights
 from ..safeio import read_safetensors
 from ..runs.layout import RunPaths
 from ..tasks import Task
 from ..checks import check_betas, check_rate, check_seed
 from ..sweeps import RunPlan
-from ..training import Schedule, train
+from ..training import Schedule, adamw, train
 from .nets import Include, as_net, resolve_include
 from .select import check_prune_ratio, n_keep, top_k_flat
 
@@ -182,13 +182,13 @@ class EdgePopupLearner:
         self.scores = _init_scores(self.params, names, cfg)
         self.keep = {n: n_keep(self.params[n].numel(), prune_ratio) for n in names}
         self.was_trainable = {n: p.requires_grad for n, p in self.params.items()}
-        self.optimisers = [("scores/", torch.optim.AdamW(
-            list(self.scores.values()), lr=cfg.score_lr, betas=cfg.score_betas, weight_decay=cfg.score_weight_decay
+        self.optimisers = [("scores/", adamw(
+            self.scores.values(), lr=cfg.score_lr, betas=cfg.score_betas, weight_decay=cfg.score_weight_decay
         ), self.scores)]
         if cfg.weights == "joint":
             trainable = {n: p for n, p in self.params.items() if p.requires_grad}
-            self.optimisers.append(("weights/", torch.optim.AdamW(
-                list(trainable.values()), lr=cfg.weight_lr, betas=cfg.weight_betas, weight_decay=cfg.weight_decay
+            self.optimisers.append(("weights/", adamw(
+                trainable.values(), lr=cfg.weight_lr, betas=cfg.weight_betas, weight_decay=cfg.weight_decay
             ), trainable))
         self.prev_mask = edge_popup_mask(self.scores, prune_ratio)
 
@@ -312,7 +312,7 @@ def _source(source, epoch, task) -> tuple[Model, Task, dict, Optional[str]]:
         )
     if task is None:
         raise GrokinterpError("edge_popup needs a task: pass task= or a run that records one")
-    check_task(model, task)
+    fit_task(model, task)
     return model, task, info, key
 
 

@@ -3,7 +3,7 @@ Sec. 5): tickets over several prune ratios or ticket epochs, and the bracketing 
 prune ratio whose ticket still generalises.
 
 A sweep is a list of run plans handed to one executor (:func:`grokinterp.sweeps.execute`;
-``executor="auto"``: this process for small sweeps, a local process pool otherwise; ``"dask"`` or a
+``executor="auto"``: this process, in one thread per core when there is more than one batch; ``"dask"`` or a
 Dask address / ``Client`` for a cluster); runs of one shape train as one stacked model. Sweeps write
 one run folder per point and a table (CSV, and Parquet beside it); rerunning a sweep into the same
 folder reuses finished points and resumes interrupted ones. The critical-ratio search trains its

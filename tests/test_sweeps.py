@@ -216,3 +216,11 @@ def test_a_sweep_of_vector_mlps_trains_with_the_default_executor(tmp_path):
     table = run_sweep(plans, progress=False)
     assert table["error"].isna().all() and (table["final_epoch"] == 5).all()
     assert table["key"].nunique() == 2
+
+
+def test_a_plan_of_a_partial_model_dict_has_the_key_of_the_run_it_trains(tmp_path):
+    task = gi.SparseParity(n_bits=10, k=3, n_train=100, n_test=100)
+    partial = {"kind": "vector_mlp", "d_in": 10, "widths": [16], "d_out": 2}  # defaults left out
+    plan = RunPlan(task.to_dict(), partial, gi.TrainConfig(epochs=2, eval_every=1, progress=False), str(tmp_path / "r"))
+    run_sweep([plan], progress=False)
+    assert gi.load_run(tmp_path / "r").key == plan.key

@@ -30,7 +30,7 @@ from ..metrics import grokking_times
 from ..models import MLPConfig, config_to_dict, make_transformer, model_config
 from ..runs import Run
 from ..sweeps import RunPlan
-from ..tasks import ModularArithmetic
+from ..tasks import ModularArithmetic, task_from_dict
 from ..tickets import (
     edge_popup_plan,
     largest_generalising,
@@ -92,6 +92,21 @@ def mlp_plan(pr: TicketsPaperPreset, seed: int, train: TrainConfig, op: str = "a
     """A dense MLP run from its seeded init."""
     model = config_to_dict(MLPConfig(pr.p, d_embed=pr.d_embed, d_hidden=pr.d_hidden, seed=seed))
     return RunPlan.of(mlp_task(pr, seed, op, frac_train), model, train)
+
+
+def vector_plan(pr: TicketsPaperPreset, name: str, seed: int) -> RunPlan:
+    """The base run of the preset's task on vectors ``name``, its data and init seeded by ``seed``."""
+    vt = pr.vector_tasks[name]
+    return RunPlan.of(task_from_dict({**vt.task, "seed": seed}), {**vt.model, "seed": seed}, vt.base)
+
+
+def _vector_experiment(name: str) -> Experiment:
+    """A base run and its ticket on one of the preset's tasks on vectors (titles from the full preset)."""
+    from_full = {"regression": ("Polynomial regression (MSE): ticket vs dense base run", "Figs. 2d, 13"),
+                 "images": ("Images with MSE on one-hot labels: ticket vs dense base run", "Figs. 2e, 14"),
+                 "parity": ("Sparse parity: ticket vs dense base run", "not in the paper")}[name]
+    return ticket_experiment(name, *from_full, lambda pr, seed: vector_plan(pr, name, seed),
+                             retrain=lambda pr: pr.vector_tasks[name].retrain)
 
 
 def base_stage(ctx: Context) -> dict:
@@ -380,6 +395,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                (base_stage, _fig1_tickets), _entropy_measure),
     Experiment("table1", "Edge-popup from a memorised solution", "Table 1", (_memorised, _table1), _table1_measure,
                _table1_paper),
+    _vector_experiment("regression"),
+    _vector_experiment("images"),
+    _vector_experiment("parity"),
 )}
 
 

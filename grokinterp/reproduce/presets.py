@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from ..errors import GrokinterpError
+from ..tasks import PAPER_PRESETS
 from ..tickets import EdgePopupConfig
 from ..training import TrainConfig
 
@@ -31,6 +32,7 @@ __all__ = [
     "Table1Preset",
     "TicketsPaperPreset",
     "TransformerPreset",
+    "VectorTaskPreset",
     "preset",
 ]
 
@@ -129,6 +131,51 @@ class TransformerPreset:
 
 
 @dataclass(frozen=True)
+class VectorTaskPreset:
+    """One of the paper's tasks on vectors, base run and ticket: the ``task`` and ``model`` dicts
+    (their ``seed`` set to the run's seed), the base run's training and the ticket's."""
+
+    task: Mapping
+    model: Mapping
+    base: TrainConfig
+    retrain: TrainConfig
+
+
+def _vector_tasks_full() -> dict[str, VectorTaskPreset]:
+    """The papers' set-ups (:data:`grokinterp.tasks.PAPER_PRESETS`: the official code's values, the
+    digits standing in for MNIST); the ticket retrains as its base run did."""
+    out = {}
+    for name, key in (("regression", "tickets_polynomial_regression"), ("images", "tickets_digits"),
+                      ("parity", "sparse_parity")):
+        p = PAPER_PRESETS[key]
+        train = TrainConfig(**{**p.train, "progress": False})
+        out[name] = VectorTaskPreset(dict(p.task), dict(p.model), train, train)
+    return out
+
+
+def _vector_tasks_quick() -> dict[str, VectorTaskPreset]:
+    """Small settings known to grok within a few hundred epochs (large init or weight decay)."""
+    def cfg(epochs, lr, stop=None):
+        return TrainConfig(epochs=epochs, lr=lr, weight_decay=1.0, eval_every=10, checkpoint_every=100,
+                           stop_at_test_acc=stop, progress=False, threads=1)
+
+    return {
+        "regression": VectorTaskPreset(
+            {"kind": "polynomial_regression", "d": 40, "n_train": 300, "n_test": 300},
+            {"kind": "vector_mlp", "d_in": 40, "widths": [48], "d_out": 1, "act": "quadratic", "init_scale": 2.0},
+            cfg(600, 1e-2), cfg(600, 1e-2)),
+        "images": VectorTaskPreset(
+            {"kind": "image_classification", "source": "digits", "n_train": 500},
+            {"kind": "vector_mlp", "d_in": 64, "widths": [128, 128], "d_out": 10, "init_scale": 3.0},
+            cfg(700, 1e-3, 0.97), cfg(700, 1e-3, 0.97)),
+        "parity": VectorTaskPreset(
+            {"kind": "sparse_parity", "n_bits": 12, "k": 3, "n_train": 300, "n_test": 500},
+            {"kind": "vector_mlp", "d_in": 12, "widths": [64], "d_out": 2},
+            cfg(2000, 1e-2, 0.99), cfg(2000, 1e-2, 0.99)),
+    }
+
+
+@dataclass(frozen=True)
 class TicketsPaperPreset:
     """Every setting of a reproduction run (see the module docstring).
 
@@ -160,6 +207,7 @@ class TicketsPaperPreset:
     jaccard_every: int
     table1: Table1Preset
     transformer: TransformerPreset
+    vector_tasks: Mapping[str, VectorTaskPreset]
     seeds: int = 3
 
     def replace(self, **changes) -> "TicketsPaperPreset":
@@ -200,7 +248,8 @@ def _full() -> TicketsPaperPreset:
         ops=("sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy"), norms=("l1", "l2"), pai=_pai_variants(),
         critical_ratios=tuple(round(0.60 + 0.01 * i, 2) for i in range(36)),
         critical=TrainConfig(epochs=10_000, lr=1e-3, weight_decay=0.0, eval_every=20, checkpoint_every=2000, progress=False),
-        critical_threshold=0.95, jaccard_every=2000, table1=table1, transformer=transformer, seeds=3,
+        critical_threshold=0.95, jaccard_every=2000, table1=table1, transformer=transformer,
+        vector_tasks=_vector_tasks_full(), seeds=3,
     )
 
 
@@ -234,7 +283,8 @@ def _quick() -> TicketsPaperPreset:
         pai=_pai_variants(("snip", "grasp", "synflow_original", "synflow_official"), ("init", "final")),
         critical_ratios=(0.6, 0.8, 0.9),
         critical=TrainConfig(epochs=500, lr=1e-2, weight_decay=0.0, eval_every=20, checkpoint_every=500, progress=False, threads=1),
-        critical_threshold=0.95, jaccard_every=100, table1=table1, transformer=transformer, seeds=1,
+        critical_threshold=0.95, jaccard_every=100, table1=table1, transformer=transformer,
+        vector_tasks=_vector_tasks_quick(), seeds=1,
     )
 
 

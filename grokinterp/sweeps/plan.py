@@ -83,8 +83,10 @@ class RunPlan:
                 raise GrokinterpError(f"RunPlan.train must be a Schedule for a learner plan, got {type(self.train).__name__}")
             if self.mask is not None:
                 raise GrokinterpError("a learner plan learns its own mask; give it no input mask")
-        task_from_dict(self.task)  # raises naming what is wrong
-        config_from_dict(self.model)
+        # raise naming what is wrong; the dicts as the run's record will hold them (defaults filled
+        # in), so the plan's key is the key of the run it trains
+        object.__setattr__(self, "task", task_from_dict(self.task).to_dict())
+        object.__setattr__(self, "model", config_to_dict(config_from_dict(self.model)))
         if self.out_dir is not None:
             object.__setattr__(self, "out_dir", str(Path(self.out_dir)))
 

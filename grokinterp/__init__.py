@@ -1,6 +1,7 @@
-"""grokinterp: mechanistic interpretability of grokking on modular arithmetic."""
+"""grokinterp: mechanistic interpretability of grokking on modular arithmetic (and, for grokking
+tickets, on polynomial regression, sparse parity and images)."""
 
-from . import circuits, fourier, sweeps, tickets
+from . import circuits, fourier, reproduce, sweeps, tickets
 from .circuits import (
     attention_summary,
     excluded_loss,
@@ -23,11 +24,21 @@ from .fourier import (
     neuron_frequencies,
 )
 from .metrics import GrokkingTimes, grokking_times
-from .models import HookedMLP, MLPConfig, ModelWeights, TransformerConfig, as_weights, make_transformer
+from .models import (
+    HookedMLP,
+    HookedVectorMLP,
+    MLPConfig,
+    ModelWeights,
+    TransformerConfig,
+    VectorMLPConfig,
+    as_weights,
+    make_transformer,
+)
 from .report import Comparison, Report, analyze, analyze_runs
+from .reproduce import reproduce_tickets_paper
 from .runs import Run, load_checkpoint, load_run, save_checkpoint
 from .sweeps import RunPlan, run_sweep
-from .tasks import ModularArithmetic, Task
+from .tasks import ImageClassification, ModularArithmetic, PolynomialRegression, SparseParity, Task
 from .tickets import (
     critical_prune_ratio,
     edge_popup,
@@ -51,17 +62,22 @@ __all__ = [
     "GrokinterpError",
     "GrokkingTimes",
     "HookedMLP",
+    "HookedVectorMLP",
+    "ImageClassification",
     "MLPConfig",
     "MaskError",
     "ModelWeights",
     "ModularArithmetic",
+    "PolynomialRegression",
     "Report",
     "Run",
     "RunPlan",
+    "SparseParity",
     "Task",
     "TrainConfig",
     "TrainResult",
     "TransformerConfig",
+    "VectorMLPConfig",
     "analyze",
     "analyze_runs",
     "as_weights",
@@ -91,6 +107,8 @@ __all__ = [
     "neuron_frequencies",
     "norm_matched_dense",
     "progress_measures",
+    "reproduce",
+    "reproduce_tickets_paper",
     "restricted_loss",
     "run_sweep",
     "save_checkpoint",

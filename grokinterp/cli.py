@@ -1,4 +1,5 @@
-"""Command line: ``grokinterp train | demo | analyze | ticket | sweep | controls | critical | edge-popup``.
+"""Command line: ``grokinterp train | demo | analyze | ticket | sweep | controls | critical | edge-popup |
+reproduce``.
 
 Every option is checked when it is read (numbers finite and in range, integers where epochs are
 meant, prune ratios in [0, 1)); a bad value, and any error of the package, is printed as one line
@@ -19,11 +20,13 @@ from typing import Callable, Sequence
 
 from .checks import MAX_SEED
 from .errors import GrokinterpError
-from .models import HookedMLP, MLPConfig, make_transformer
+from .models import HookedMLP, MLPConfig, build_model, config_from_dict, make_transformer
 from .report import analyze
 from .report.figures import report_html
-from .runs.layout import CONFIG
-from .tasks import OPS, ModularArithmetic
+from .reproduce import EXPERIMENTS, reproduce_tickets_paper, select
+from .reproduce.report import verdict_line
+from .runs.layout import CONFIG, REPRO_MANIFEST, REPRO_REPORT_HTML, REPRO_REPORT_JSON, REPRO_REPORT_MD, REPRO_RUNS
+from .tasks import OPS, PAPER_PRESETS, ModularArithmetic, task_from_dict
 from .tickets import (
     EdgePopupConfig,
     critical_prune_ratio,
@@ -36,6 +39,7 @@ from .tickets import (
 from .training import TrainConfig, train
 
 DEMO_ENTRIES = {"base", "ticket", "base_report.json", "ticket_report.json", "report.html"}
+REPRO_ENTRIES = {REPRO_RUNS, REPRO_MANIFEST, REPRO_REPORT_JSON, REPRO_REPORT_MD, REPRO_REPORT_HTML}
 
 
 class UsageError(GrokinterpError):
@@ -89,6 +93,16 @@ def _list(item: Callable, what: str):
     return parse
 
 
+def executor_name(text: str) -> str:
+    """An executor name, or a Dask scheduler address (``tcp://host:8786``)."""
+    if text in EXECUTORS or "://" in text:
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(EXECUTORS)} or a Dask scheduler address (tcp://host:port)")
+
+
+executor_name.__name__ = "executor"
+EXECUTORS = ("auto", "inline", "threads", "process", "dask")
+
 prune_ratios = _list(prune_ratio, "prune ratios in [0, 1)")
 epochs_list = _list(count, "whole-number epochs")
 
@@ -128,9 +142,18 @@ def _is_demo(path: Path) -> bool:
     return {p.name for p in path.iterdir()} <= DEMO_ENTRIES
 
 
+def _is_reproduction(path: Path) -> bool:
+    return all(p.name in REPRO_ENTRIES or p.name.startswith(".") for p in path.iterdir())
+
+
 # ------------------------------------------------------------------------------- train
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model on modular arithmetic into a run directory")
+    p = sub.add_parser("train", help="train a model (modular arithmetic, or a paper's other task) into a run directory")
+    p.add_argument("--task-preset", default=None, choices=sorted(PAPER_PRESETS),
+                   help="a paper's task on vectors with its model and settings (regression, parity, images) "
+                        "instead of modular arithmetic; --epochs, --lr, --weight-decay, --batch-size and the "
+                        "schedule options override its values")
+    p.add_argument("--mnist", default=None, help="local MNIST (a folder of the idx files, or an .npz) for tickets_mnist")
     p.add_argument("--model", choices=["mlp", "transformer"], default="mlp", help="the tickets MLP or a transformer")
     p.add_argument("--preset", default=None, choices=["nanda", "tickets", "pizza", "clock"],
                    help="transformer preset (default: nanda)")
@@ -146,25 +169,58 @@ def _train_parser(sub) -> None:
     p.add_argument("--act", default=None, choices=["relu", "gelu", "quadratic"],
                    help="activation (quadratic: MLP only; default relu)")
     p.add_argument("--epochs", type=count, default=None, help="epochs (default: 10000 MLP, 25000 transformer)")
-    p.add_argument("--lr", type=positive, default=1e-3, help="AdamW learning rate")
-    p.add_argument("--weight-decay", type=non_negative, default=1.0, help="AdamW weight decay")
+    p.add_argument("--lr", type=positive, default=None, help="AdamW learning rate (default: 1e-3, or the preset's)")
+    p.add_argument("--weight-decay", type=non_negative, default=None, help="AdamW weight decay (default: 1, or the preset's)")
     p.add_argument("--warmup", type=count, default=0, help="linear learning-rate warm-up epochs")
-    _schedule_options(p, checkpoint_every=100)
+    p.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: full batch, or the preset's)")
+    p.add_argument("--batch-seed", type=seed, default=0, help="seed of the mini-batch order")
+    _schedule_options(p, checkpoint_every=None, eval_every=None)
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--resume", action="store_true", help="continue the killed run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
 
 
-def _schedule_options(p, checkpoint_every: int) -> None:
-    p.add_argument("--eval-every", type=positive_int, default=10, help="evaluate every this many epochs")
-    p.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every, help="checkpoint every this many epochs")
+def _schedule_options(p, checkpoint_every: int | None, eval_every: int | None = 10) -> None:
+    """Schedule options; a default of ``None`` is resolved by the command (train: 10 and 100, or
+    the task preset's)."""
+    p.add_argument("--eval-every", type=positive_int, default=eval_every,
+                   help="evaluate every this many epochs" + (" (default: 10, or the preset's)" if eval_every is None else ""))
+    p.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
+                   help="checkpoint every this many epochs" + (" (default: 100, or the preset's)" if checkpoint_every is None else ""))
     p.add_argument("--stop-at-test-acc", type=accuracy, default=None, help="stop once test accuracy exceeds this")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _preset_run(args: argparse.Namespace):
+    """Model, task and settings of ``--task-preset`` (its values, then the options given)."""
+    given = [flag for flag, value in (("--model", args.model != "mlp"), ("--preset", args.preset), ("--p", args.p),
+                                      ("--op", args.op != "add"), ("--pairs", args.pairs), ("--frac-train", args.frac_train),
+                                      ("--act", args.act)) if value]
+    if given:
+        raise GrokinterpError(f"--task-preset sets the task and the model; drop {', '.join(given)}")
+    preset = PAPER_PRESETS[args.task_preset]
+    if "path" in preset.needs and args.mnist is None:
+        raise GrokinterpError(f"--task-preset {preset.name} needs --mnist PATH (a folder of the MNIST idx files, or an .npz)")
+    task = task_from_dict(preset.task_dict(**({"path": args.mnist} if args.mnist else {})))
+    model = build_model(config_from_dict({**preset.model, "seed": args.seed}))
+    settings = dict(preset.train)
+    settings.update({k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("weight_decay", args.weight_decay),
+                                       ("batch_size", args.batch_size), ("eval_every", args.eval_every),
+                                       ("checkpoint_every", args.checkpoint_every)) if v is not None})
+    return model, task, settings
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     out = _prepare_out(args.out, _is_run, args.overwrite)
+    if args.mnist is not None and args.task_preset != "tickets_mnist":
+        raise GrokinterpError("--mnist is the data of --task-preset tickets_mnist")
+    if args.task_preset is not None:
+        model, task, settings = _preset_run(args)
+        cfg = TrainConfig(**{**settings, "warmup_epochs": args.warmup, "batch_seed": args.batch_seed,
+                             "stop_at_test_acc": args.stop_at_test_acc, "threads": args.threads,
+                             "progress": not args.no_progress})
+        return _train_and_print(model, task, cfg, out, args.resume)
     if args.model == "mlp":
         if args.preset is not None:
             raise GrokinterpError("--preset is for --model transformer")
@@ -180,11 +236,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         frac, epochs = 0.3 if frac is None else frac, 25_000 if epochs is None else epochs
     task = ModularArithmetic(p, args.op, pairs, frac, seed=args.split_seed)
     cfg = TrainConfig(
-        epochs=epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup,
-        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+        epochs=epochs, lr=1e-3 if args.lr is None else args.lr, weight_decay=1.0 if args.weight_decay is None else args.weight_decay,
+        warmup_epochs=args.warmup, batch_size=args.batch_size, batch_seed=args.batch_seed,
+        eval_every=args.eval_every or 10, checkpoint_every=args.checkpoint_every or 100,
         stop_at_test_acc=args.stop_at_test_acc, threads=args.threads, progress=not args.no_progress,
     )
-    result = train(model, task, cfg, out_dir=out, resume=args.resume)
+    return _train_and_print(model, task, cfg, out, args.resume)
+
+
+def _train_and_print(model, task, cfg: TrainConfig, out: Path, resume: bool) -> int:
+    result = train(model, task, cfg, out_dir=out, resume=resume)
     t = result.times
     last = result.history[-1]
     print(f"run written to {out.resolve()}")
@@ -274,6 +335,10 @@ def _ticket_parsers(sub) -> None:
     common.add_argument("--weight-decay", type=non_negative, default=None, help="retraining weight decay (default: the base run's)")
     common.add_argument("--scope", choices=["global", "layer"], default="global", help="magnitude threshold over all tensors or per tensor")
     common.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    common.add_argument("--executor", type=executor_name, default="auto",
+                        help=f"where the runs train: {', '.join(EXECUTORS)}, or a Dask scheduler address "
+                             "(auto: this process, in one thread per core when there is more than one batch)")
+    common.add_argument("--workers", type=positive_int, default=None, help="threads or processes (default: every core)")
 
     p = sub.add_parser("ticket", parents=[common], help="take one grokking ticket and retrain it")
     p.add_argument("--epoch", type=count, default=None, help="ticket epoch t (default: the last checkpoint)")
@@ -293,6 +358,8 @@ def _ticket_parsers(sub) -> None:
     p.add_argument("--epoch", type=count, default=None, help="ticket epoch (default: the last checkpoint)")
     p.add_argument("--step", type=step, default=0.01, help="grid step of the prune ratios")
     p.add_argument("--start", type=prune_ratio, default=0.6, help="first prune ratio tried")
+    p.add_argument("--threshold", type=fraction, default=0.95,
+                   help="a ticket generalises when its test accuracy exceeds this at some evaluation")
 
     p = sub.add_parser("edge-popup", help="edge-popup from a checkpoint of a run")
     p.add_argument("--run", required=True, help="run directory to start from")
@@ -307,7 +374,7 @@ def _ticket_parsers(sub) -> None:
     p.add_argument("--weight-lr", type=positive, default=d.weight_lr, help="AdamW learning rate of the weights (joint)")
     p.add_argument("--weight-decay", type=non_negative, default=d.weight_decay, help="AdamW weight decay of the weights (joint)")
     p.add_argument("--score-init", choices=["uniform", "kaiming_uniform", "magnitude"], default=d.score_init, help="initial scores")
-    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the uniform score init")
+    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the random score inits (uniform, kaiming_uniform)")
     _schedule_options(p, checkpoint_every=d.checkpoint_every)
     p.add_argument("--resume", action="store_true", help="continue the killed edge-popup run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
@@ -315,6 +382,11 @@ def _ticket_parsers(sub) -> None:
 
 def _overrides(args) -> dict:
     return {n: getattr(args, n) for n in ("epochs", "stop_at_test_acc", "weight_decay") if getattr(args, n, None) is not None}
+
+
+def _where(args) -> dict:
+    """The executor options of a command that trains runs."""
+    return {"executor": args.executor, "workers": args.workers}
 
 
 def _print_table(table) -> None:
@@ -325,7 +397,7 @@ def _print_table(table) -> None:
 
 def cmd_ticket(args) -> int:
     out = _prepare_out(args.out, _is_run, args.overwrite)
-    t = grokking_ticket(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, reuse=True, **_overrides(args))
+    t = grokking_ticket(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, reuse=True, **_where(args), **_overrides(args))
     print(f"ticket run written to {out.resolve()}")
     _print_table(__import__("pandas").DataFrame([t.row()]))
     return 0
@@ -338,9 +410,9 @@ def cmd_sweep(args) -> int:
     except argparse.ArgumentTypeError as e:
         raise UsageError(f"argument --values: {e}") from None
     if args.over == "prune-ratio":
-        table = ticket_prune_sweep(args.run, values, args.epoch, out, scope=args.scope, **_overrides(args))
+        table = ticket_prune_sweep(args.run, values, args.epoch, out, scope=args.scope, **_where(args), **_overrides(args))
     else:
-        table = ticket_epoch_sweep(args.run, values, args.prune_ratio, out, scope=args.scope, **_overrides(args))
+        table = ticket_epoch_sweep(args.run, values, args.prune_ratio, out, scope=args.scope, **_where(args), **_overrides(args))
     _print_table(table)
     print(f"table and runs written to {out.resolve()}")
     return 0
@@ -348,7 +420,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_controls(args) -> int:
     out = _prepare_out(args.out, _is_sweep, args.overwrite)
-    table = ticket_controls(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, **_overrides(args))
+    table = ticket_controls(args.run, args.epoch, args.prune_ratio, out, scope=args.scope, **_where(args), **_overrides(args))
     _print_table(table)
     print(f"table and runs written to {out.resolve()}")
     return 0
@@ -359,8 +431,9 @@ def cmd_critical(args) -> int:
     overrides = _overrides(args)
     wd = overrides.pop("weight_decay", 0.0)
     result = critical_prune_ratio(args.run, args.epoch, out, step=args.step, start=args.start,
-                                  weight_decay=wd, scope=args.scope, **overrides)
-    print(f"critical prune ratio: {result.prune_ratio} (step {result.step}, weight decay {wd})")
+                                  weight_decay=wd, threshold=args.threshold, scope=args.scope, **_where(args), **overrides)
+    print(f"critical prune ratio: {result.prune_ratio} (step {result.step}, weight decay {wd}, "
+          f"accuracy threshold {args.threshold})")
     return 0
 
 
@@ -378,6 +451,43 @@ def cmd_edge_popup(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- reproduce
+def _reproduce_parser(sub) -> None:
+    p = sub.add_parser("reproduce", help="reproduce a paper's experiments and judge its claims")
+    p.add_argument("paper", choices=["tickets-paper"], help="the paper (tickets-paper: Minegishi et al., Grokking Tickets)")
+    p.add_argument("--quick", action="store_true", help="a small setting that checks the machinery end to end (minutes)")
+    p.add_argument("--seeds", type=positive_int, default=None, help="number of seeds, 0 .. n-1 (default: 3, quick: 1)")
+    p.add_argument("--only", default=None, help=f"comma-separated experiments (default all): {','.join(EXPERIMENTS)}")
+    p.add_argument("--out", default="runs/repro", help="folder for the runs and the report (a rerun continues it)")
+    p.add_argument("--executor", type=executor_name, default="auto",
+                   help=f"where the runs train: {', '.join(EXECUTORS)}, or a Dask scheduler address (tcp://host:port)")
+    p.add_argument("--workers", type=positive_int, default=None, help="threads or processes (default: every core)")
+    p.add_argument("--critical-threshold", type=fraction, default=None,
+                   help="test accuracy a ticket must exceed to count as generalising in the critical-ratio experiment "
+                        "(default 0.95)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+
+
+def cmd_reproduce(args) -> int:
+    start = time.perf_counter()
+    if args.only is not None:
+        select(args.only)  # an unknown name is refused before anything is written
+    out = _prepare_out(args.out, _is_reproduction, args.overwrite)
+    result = reproduce_tickets_paper(out, quick=args.quick, seeds=args.seeds, only=args.only, executor=args.executor,
+                                     workers=args.workers, progress=not args.no_progress,
+                                     critical_threshold=args.critical_threshold)
+    report = result.report
+    if report.get("note"):
+        print(report["note"])
+    for claim in report["claims"]:
+        print(verdict_line(claim))
+    print(f"runs: {result.trained} trained, {result.reused} reused, {result.failed} failed")
+    print(f"report: {result.paths['markdown'].resolve()} (also {REPRO_REPORT_JSON}, {REPRO_REPORT_HTML}) "
+          f"({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
 def _fmt(x) -> str:
     return "None" if x is None else f"{x:.2f}"
 
@@ -390,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _analyze_parser(sub)
     _ticket_parsers(sub)
+    _reproduce_parser(sub)
     return parser
 
 
@@ -402,6 +513,7 @@ COMMANDS = {
     "controls": cmd_controls,
     "critical": cmd_critical,
     "edge-popup": cmd_edge_popup,
+    "reproduce": cmd_reproduce,
 }
 
 

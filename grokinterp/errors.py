@@ -1,4 +1,5 @@
-"""Exception types. Every grokinterp error is a ``ValueError`` so callers can catch either."""
+"""Exception types. Every grokinterp error about its input is a ``ValueError`` so callers can catch
+either; :class:`TrainingCancelled` is not about input."""
 
 from __future__ import annotations
 
@@ -24,3 +25,8 @@ class StorageError(GrokinterpError):
 class RunLockedError(GrokinterpError):
     """A run folder that another writer holds. The message names the holder (process id, host, since
     when)."""
+
+
+class TrainingCancelled(RuntimeError):
+    """Training stopped on request (a sweep interrupted while the run trained in one of its worker
+    threads). The run keeps its last checkpoint and resumes from it."""

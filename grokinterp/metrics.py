@@ -1,7 +1,13 @@
 """Loss, accuracy, weight norms and grokking times: the numbers every run records.
 
-The loss is taken in float64 (after grokking the train loss falls below float32's resolution near
-1). A task names its loss (:attr:`grokinterp.tasks.Task.loss`); :func:`task_loss` computes it.
+The recorded loss is taken in float64 (after grokking the train loss falls below float32's
+resolution near 1). The loss a training step minimises (:func:`train_loss`) is, for cross-entropy,
+:func:`cross_entropy_relative`: float32 arithmetic arranged so that every term and every gradient
+keeps its relative precision however small it gets, which is what grokking needs of float64, at a
+fifth of its cost (``benchmarks/step_speed.py``). A task names its loss
+(:attr:`grokinterp.tasks.Task.loss`: cross-entropy or squared error) and
+its accuracy rule (``accuracy_rule``: argmax, or squared error below the task's bound);
+:func:`task_loss` and :func:`task_accuracy` compute them, so no caller asks what kind of task it has.
 ``t_mem`` / ``t_gen`` (Nanda et al. 2023; Minegishi et al.) are the first evaluated epochs whose
 train / test accuracy exceeds a threshold (0.95), and ``tau_grok = t_gen / t_mem``.
 """
@@ -13,22 +19,28 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
 import torch
-from jaxtyping import Float, Int
+import torch.nn.functional as F
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 from .errors import GrokinterpError
 from .tasks import SPLITS, Task
 
 __all__ = [
+    "ACCURACIES",
     "GrokkingTimes",
     "LOSSES",
     "accuracy",
     "cross_entropy_f64",
     "evaluate",
     "grokking_times",
+    "mse_f64",
     "split_scores",
-    "stacked_cross_entropy_f64",
+    "cross_entropy_relative",
+    "TRAIN_LOSSES",
+    "task_accuracy",
     "task_loss",
+    "train_loss",
     "weight_norms_of",
 ]
 
@@ -40,13 +52,47 @@ def cross_entropy_f64(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -
     return -logp.gather(-1, labels.to(logp.device)[:, None]).mean()
 
 
-def stacked_cross_entropy_f64(logits: Float[Tensor, "m n c"], labels: Int[Tensor, " n"]) -> Float[Tensor, " m"]:
-    """:func:`cross_entropy_f64` of ``m`` models' logits on the same labels, one loss per model:
-    ``loss_j = -mean_i log softmax(logits_ji)[labels_i]``, each equal bit for bit to the
-    single-model loss (the log-softmax is per row; each mean reduces one contiguous row)."""
-    logp = logits.to(torch.float64).log_softmax(dim=-1)
-    index = labels[None, :, None].expand(logits.shape[0], -1, 1)
-    return -logp.gather(-1, index)[..., 0].mean(dim=-1)
+class _RelativeCrossEntropy(torch.autograd.Function):
+    """Forward and backward of :func:`cross_entropy_relative` (see there)."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, labels: Tensor) -> Tensor:
+        index = labels[(None,) * (logits.ndim - 2) + (slice(None), None)].expand(*logits.shape[:-1], 1)
+        top = logits.amax(-1, keepdim=True)
+        shift = top - logits.gather(-1, index)  # max_j d_j for d_j = z_j - z_y (>= 0)
+        e = (logits - top).exp_().scatter_(-1, index, 0.0)  # e^{d_j - shift} for j != y, each <= 1
+        s = e.sum(-1, keepdim=True)
+        inv = (s + (-shift).exp()).reciprocal_()  # 1 / Σ_j e^{d_j - shift}
+        ctx.save_for_backward(e, inv, (s * inv).neg_(), index)
+        per_row = shift + torch.log1p(s + torch.expm1(-shift))  # = log Σ_j e^{d_j}
+        return per_row.squeeze(-1).mean(-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        wrong, inv, own, index = ctx.saved_tensors  # own = softmax_y - 1 = -s / Σ_j e^{d_j - shift}
+        scale = (grad / wrong.shape[-2])[..., None, None]
+        g = wrong * (inv * scale)
+        return g.scatter_(-1, index, own * scale), None
+
+
+def cross_entropy_relative(logits: Float[Tensor, "*m n c"], labels: Int[Tensor, " n"]) -> Float[Tensor, "*m"]:
+    """Mean cross-entropy of each model's logits (leading axes ``m``: none for one model, one per
+    model for stacked models), in the logits' dtype with every term accurate *relative to its own
+    size*, however small: the training loss.
+
+    With ``d_j = z_j - z_y`` and ``s = max_j d_j >= 0``, the row's loss is
+    ``log(Σ_j e^{d_j}) = s + log1p(Σ_{j≠y} e^{d_j - s} + expm1(-s))`` and its gradient
+    ``softmax_j = e^{d_j - s} / (Σ_{j≠y} e^{d_j - s} + e^{-s})`` for ``j ≠ y`` and
+    ``softmax_y - 1 = -Σ_{j≠y} e^{d_j - s} / (...)``, each taken without cancellation. After
+    memorisation the correct class dominates, the loss is ``≈ Σ_{j≠y} e^{d_j}`` and naive float32
+    gives 0 (``1 - softmax_y`` rounds away below 6e-8); here it keeps float32's relative precision
+    down to 1e-38 (float64's log-softmax loses relative precision below about 1e-16), at about a
+    fifth of the float64 cost (``benchmarks/step_speed.py``). The recorded losses (:func:`evaluate`)
+    stay in float64.
+
+    Each row is reduced over its own contiguous classes and each model's mean over its own rows,
+    so a stack of models gets, bit for bit, the loss and gradient each would get alone."""
+    return _RelativeCrossEntropy.apply(logits, labels.to(logits.device))
 
 
 def accuracy(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -> float:
@@ -54,7 +100,52 @@ def accuracy(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -> float:
     return float((logits.argmax(-1) == labels.to(logits.device)).double().mean())
 
 
-LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross_entropy": cross_entropy_f64}
+def mse_f64(outputs: Float[Tensor, "n c"], labels: Shaped[Tensor, " n"]) -> Tensor:
+    """Mean squared error ``mean_{i,c} (outputs_ic - t_ic)²`` in float64, over every example and
+    output unit (as ``torch.nn.MSELoss``). Integer labels are classes and the target is their
+    one-hot vector ``t_i = onehot(labels_i)`` over the ``c`` outputs (Liu et al. 2023, "Omnigrok",
+    on MNIST); float labels are the targets themselves, one per output (``(n,)`` labels against
+    ``(n, 1)`` outputs for a regression)."""
+    out = outputs.to(torch.float64)
+    labels = labels.to(out.device)
+    if labels.is_floating_point():
+        if labels.numel() != out.numel() or labels.shape[0] != out.shape[0]:
+            raise GrokinterpError(
+                f"squared error needs one target per output: outputs {tuple(out.shape)}, labels {tuple(labels.shape)}"
+            )
+        target = labels.to(torch.float64).reshape(out.shape)
+    else:
+        if out.ndim != 2 or labels.shape != out.shape[:1]:
+            raise GrokinterpError(
+                f"squared error on classes needs outputs (n, classes) and labels (n,), got {tuple(out.shape)} and {tuple(labels.shape)}"
+            )
+        target = F.one_hot(labels.long(), out.shape[1]).to(torch.float64)
+    return (out - target).square().mean()
+
+
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross_entropy": cross_entropy_f64, "mse": mse_f64}
+
+
+def squared_error_accuracy(task: Task, outputs: Float[Tensor, "n 1"], labels: Float[Tensor, " n"]) -> float:
+    """Fraction of examples with ``(output_i - label_i)² < task.squared_error_bound`` (in float64)."""
+    err = (outputs.to(torch.float64).reshape(-1) - labels.to(outputs.device, torch.float64).reshape(-1)).square()
+    return float((err < float(task.squared_error_bound)).double().mean())
+
+
+#: What accuracy means, by a task's ``accuracy_rule``: ``f(task, outputs, labels) -> fraction``.
+ACCURACIES: dict[str, Callable[[Task, Tensor, Tensor], float]] = {
+    "argmax": lambda task, outputs, labels: accuracy(outputs, labels),
+    "squared_error": squared_error_accuracy,
+}
+
+
+def task_accuracy(task: Task, outputs: Tensor, labels: Tensor) -> float:
+    """The task's accuracy (by its ``accuracy_rule``, :data:`ACCURACIES`; ``"argmax"`` if it names none)."""
+    rule = getattr(task, "accuracy_rule", "argmax")
+    fn = ACCURACIES.get(rule)
+    if fn is None:
+        raise GrokinterpError(f"unknown accuracy rule {rule!r} of a {task.kind} task; expected one of {sorted(ACCURACIES)}")
+    return fn(task, outputs, labels)
 
 
 def task_loss(task: Task, outputs: Tensor, labels: Tensor) -> Tensor:
@@ -65,9 +156,20 @@ def task_loss(task: Task, outputs: Tensor, labels: Tensor) -> Tensor:
     return fn(outputs, labels)
 
 
+TRAIN_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross_entropy": cross_entropy_relative}
+
+
+def train_loss(task: Task, outputs: Tensor, labels: Tensor) -> Tensor:
+    """The loss a training step minimises: :data:`TRAIN_LOSSES` for the task's loss where it has a
+    faster form of equal accuracy, else :func:`task_loss`. Works on stacked outputs (a leading
+    model axis) as well, giving one loss per model."""
+    fn = TRAIN_LOSSES.get(task.loss)
+    return fn(outputs, labels) if fn is not None else task_loss(task, outputs, labels)
+
+
 def split_scores(task: Task, outputs: Tensor, labels: Tensor) -> tuple[float, float]:
-    """``(loss, accuracy)`` of one split's outputs."""
-    return float(task_loss(task, outputs, labels)), accuracy(outputs, labels)
+    """``(loss, accuracy)`` of one split's outputs, each as the task defines it."""
+    return float(task_loss(task, outputs, labels)), task_accuracy(task, outputs, labels)
 
 
 def weight_norms_of(params: Mapping[str, Tensor]) -> dict[str, float]:
@@ -78,12 +180,15 @@ def weight_norms_of(params: Mapping[str, Tensor]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(forward: Callable[[Tensor], Tensor], task: Task, params: Mapping[str, Tensor]) -> dict[str, float]:
+def evaluate(forward: Callable[[Tensor], Tensor] | None, task: Task, params: Mapping[str, Tensor], *,
+             outputs: Mapping[str, Tensor] | None = None) -> dict[str, float]:
     """Train / test loss and accuracy of ``forward`` (inputs -> outputs) on ``task``, and the L1 / L2
-    norms of ``params`` (pass masked weights for masked entries: pruned weights count as 0)."""
+    norms of ``params`` (pass masked weights for masked entries: pruned weights count as 0).
+    ``outputs``: each split's outputs, computed already (a stack of models evaluated at once)."""
     out: dict[str, float] = {}
     for split in SPLITS:
-        out[f"{split}_loss"], out[f"{split}_acc"] = split_scores(task, forward(task.inputs(split)), task.labels(split))
+        got = outputs[split] if outputs is not None else forward(task.inputs(split))
+        out[f"{split}_loss"], out[f"{split}_acc"] = split_scores(task, got, task.labels(split))
     out.update(weight_norms_of(params))
     return out
 

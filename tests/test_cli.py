@@ -28,6 +28,24 @@ def test_train_command_transformer_preset(tmp_path, capsys):
     assert run.model_config.p == 11 and run.checkpoint_epochs == [0, 3]
 
 
+def test_train_command_task_preset_with_its_settings_and_overrides(tmp_path, capsys):
+    out = tmp_path / "parity"
+    assert main(["train", "--task-preset", "sparse_parity", "--epochs", "4", "--eval-every", "2", "--batch-size", "64",
+                 "--out", str(out), "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    preset = gi.tasks.PAPER_PRESETS["sparse_parity"]
+    assert config["task"]["kind"] == "sparse_parity" and config["model"]["kind"] == "vector_mlp"
+    assert config["model"]["widths"] == list(preset.model["widths"])
+    assert config["train"]["epochs"] == 4 and config["train"]["batch_size"] == 64
+    assert config["train"]["lr"] == preset.train["lr"] and [r["epoch"] for r in gi.load_run(out).history] == [0, 2, 4]
+    capsys.readouterr()
+    assert main(["train", "--task-preset", "sparse_parity", "--p", "7", "--out", str(tmp_path / "x")]) == 2
+    assert "drop --p" in capsys.readouterr().err
+    assert main(["train", "--task-preset", "tickets_mnist", "--out", str(tmp_path / "m")]) == 2
+    assert "needs --mnist PATH" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "m").exists()
+
+
 def test_cli_reports_bad_input(tmp_path, capsys):
     rc = main(["train", "--op", "mul", "--p", "12", "--out", str(tmp_path / "x"), "--no-progress"])
     assert rc == 2 and "prime" in capsys.readouterr().err

@@ -12,6 +12,8 @@ import torch
 
 import grokinterp as gi
 from grokinterp.models import answer_logits, answer_loss, as_weights, grid_activations
+from grokinterp.metrics import train_loss
+from grokinterp.models import stacked_mlp_logits
 
 
 def _pair():
@@ -78,3 +80,14 @@ def test_weights_view_keeps_the_models_dtype():
     _, mlp, _ = _pair()
     w = as_weights(mlp.double())
     assert w.W_L.dtype == torch.float64 and grid_activations(w).logits.dtype == torch.float64
+
+
+
+def test_the_stacked_training_step_follows_the_weights_device():
+    task = gi.ModularArithmetic(23, frac_train=0.5)
+    shapes = {"W_E": (23, 32), "W_in": (32, 16), "W_out": (16, 32), "W_U": (32, 23)}
+    stacked = {n: torch.empty((4, *s), device="meta", requires_grad=True) for n, s in shapes.items()}
+    losses = train_loss(task, stacked_mlp_logits("relu", stacked, task.train_inputs), task.train_labels)  # CPU data in
+    losses.sum().backward()
+    assert losses.device.type == "meta" and losses.shape == (4,)
+    assert all(stacked[n].grad.device.type == "meta" and stacked[n].grad.shape == stacked[n].shape for n in shapes)

@@ -8,7 +8,8 @@ import torch
 
 import grokinterp as gi
 from grokinterp.models import answer_logits, named_weights
-from grokinterp.tickets import EdgePopupConfig, edge_popup, edge_popup_mask, load_mask, load_scores
+from grokinterp.sweeps import execute
+from grokinterp.tickets import EdgePopupConfig, edge_popup, edge_popup_mask, edge_popup_plan, load_mask, load_scores
 from grokinterp.tickets.popup import _TopAbsStraightThrough
 from grokinterp.tickets.select import n_keep
 from grokinterp.metrics import cross_entropy_f64
@@ -212,3 +213,20 @@ def test_kaiming_uniform_scores_are_uniform_in_one_over_root_fan_in(tiny):
         torch.testing.assert_close(s * s.shape[1] ** 0.5, uniform.scores[name].detach())  # the same draws, scaled
     with pytest.raises(gi.GrokinterpError, match="score_init"):
         EdgePopupConfig(score_init="normal")
+
+
+def test_edge_popup_plan_is_the_edge_popup_run(tiny, tmp_path):
+    """A plan of the run trains, through the sweeps engine, the very run edge_popup makes."""
+    model, task = tiny
+    gi.train(model, task, gi.TrainConfig(epochs=40, checkpoint_every=20, progress=False), tmp_path / "base")
+    settings = dict(epoch=20, epochs=30, score_init="kaiming_uniform", score_weight_decay=1.0, seed=3, progress=False)
+    direct = edge_popup(tmp_path / "base", 0.6, tmp_path / "direct", **settings)
+    plan = edge_popup_plan(tmp_path / "base", 0.6, tmp_path / "planned", **settings)
+    outcome = execute([plan], "inline", progress=False)[0]
+    assert outcome.error is None and outcome.history == direct.history
+    assert gi.load_run(tmp_path / "planned").key == gi.load_run(tmp_path / "direct").key == plan.key
+    assert torch.equal(load_mask(tmp_path / "planned" / "mask.safetensors")["W_in"], direct.mask["W_in"])
+    again = execute([plan], "inline", progress=False)[0]
+    assert again.reused and again.history == direct.history
+    with pytest.raises(gi.GrokinterpError, match="learner plan"):
+        gi.RunPlan(task.to_dict(), plan.model, plan.train, learner=object())

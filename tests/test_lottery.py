@@ -197,3 +197,20 @@ def test_ticket_input_errors(base_run):
         grokking_ticket(base_run, None, 0.5, learning_rate=0.1)
     with pytest.raises(gi.GrokinterpError, match="run directory path or a Run"):
         grokking_ticket(42, None, 0.5)
+
+
+def test_critical_prune_ratio_accuracy_threshold(base_run, monkeypatch):
+    calls = []
+
+    def fake_ticket(run, t, k, out_dir=None, **kwargs):
+        calls.append(k)
+        acc = 0.97 if k <= 0.7 else 0.9 if k <= 0.8 else 0.1  # plateaus below 1, as without weight decay
+        history = [{"epoch": 0, "train_acc": 1.0, "test_acc": 0.0}, {"epoch": 10, "train_acc": 1.0, "test_acc": acc}]
+        result = SimpleNamespace(times=gi.grokking_times(history), history=history, run_dir=None)
+        return gi.tickets.TicketRun("grokking_ticket", result, None, k, t)
+
+    monkeypatch.setattr(search, "grokking_ticket", fake_ticket)
+    assert search.critical_prune_ratio(base_run, step=0.05).prune_ratio == 0.7
+    assert search.critical_prune_ratio(base_run, step=0.05, threshold=0.85).prune_ratio == 0.8
+    with pytest.raises(gi.GrokinterpError, match="threshold"):
+        search.critical_prune_ratio(base_run, step=0.05, threshold=1.0)

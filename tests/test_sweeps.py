@@ -12,7 +12,8 @@ import torch
 
 import grokinterp as gi
 from grokinterp.models import named_weights
-from grokinterp.sweeps import RunPlan, execute, run_sweep
+from grokinterp.errors import TrainingCancelled
+from grokinterp.sweeps import RunPlan, ThreadExecutor, execute, run_sweep
 from grokinterp.tickets import ticket_plan, ticket_prune_sweep
 from grokinterp.training import TrainJob, train_batched
 
@@ -88,7 +89,7 @@ def test_plans_carry_their_spec_key_and_describe_themselves(base_run, tmp_path):
     with pytest.raises(gi.GrokinterpError, match="list of RunPlans"):
         run_sweep(["not a plan"])
     with pytest.raises(gi.GrokinterpError, match="unknown executor"):
-        run_sweep([plan], executor="threads")
+        run_sweep([plan], executor="thread")
     with pytest.raises(gi.GrokinterpError, match="executor must be"):
         run_sweep([plan], executor=42)
     with pytest.raises(gi.GrokinterpError, match="workers must be a positive integer"):
@@ -145,3 +146,81 @@ def test_dask_gives_the_table_of_the_process_pool(base_run, tmp_path):
     assert on_dask["error"].isna().all() and (on_dask["final_epoch"] == 30).all()
     for name in (f"t{int(pool['ticket_epoch'].iloc[0])}_k{k:.4f}" for k in ratios):
         assert _files(tmp_path / "pool" / name) == _files(tmp_path / "dask" / name)
+
+
+def test_threads_give_the_files_of_the_process_pool(base_run, tmp_path):
+    ratios = [0.3, 0.5, 0.7]
+    kwargs = dict(epochs=30, eval_every=10, checkpoint_every=10)
+    pool = ticket_prune_sweep(base_run, ratios, out_dir=tmp_path / "pool", executor="process", workers=2, **kwargs)
+    threads = ticket_prune_sweep(base_run, ratios, out_dir=tmp_path / "threads", executor="threads", workers=2, **kwargs)
+    assert threads.drop(columns="run_dir").equals(pool.drop(columns="run_dir"))
+    assert threads["error"].isna().all()
+    assert _files(tmp_path / "pool").keys() == _files(tmp_path / "threads").keys()
+    for name in (f"t{int(pool['ticket_epoch'].iloc[0])}_k{k:.4f}" for k in ratios):
+        assert _files(tmp_path / "pool" / name) == _files(tmp_path / "threads" / name)
+
+
+class _SetAfter:
+    """A cancel event that reads as set from its ``n``-th check on."""
+
+    def __init__(self, n):
+        self.checks, self.n = 0, n
+
+    def is_set(self):
+        self.checks += 1
+        return self.checks >= self.n
+
+
+def test_a_cancelled_run_stops_before_its_next_step_and_resumes_exactly(tmp_path):
+    task = gi.ModularArithmetic(**FAST_TASK)
+    cfg = gi.TrainConfig(**SETTINGS)
+    full = gi.train(gi.HookedMLP(gi.MLPConfig(**FAST_MLP)), task, cfg, tmp_path / "full")
+    with pytest.raises(TrainingCancelled, match="before epoch 25"):
+        gi.train(gi.HookedMLP(gi.MLPConfig(**FAST_MLP)), task, cfg, tmp_path / "single", cancel=_SetAfter(25))
+    jobs = [TrainJob(gi.HookedMLP(gi.MLPConfig(**{**FAST_MLP, "seed": s})), task, cfg, tmp_path / f"stack{s}") for s in (0, 1)]
+    with pytest.raises(TrainingCancelled, match="before epoch 45"):
+        train_batched(jobs, return_exceptions=True, cancel=_SetAfter(45))
+    assert json.loads((tmp_path / "single" / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 20
+    again = gi.train(gi.HookedMLP(gi.MLPConfig(**FAST_MLP)), task, cfg, tmp_path / "single", resume=True)
+    stacked = train_batched([TrainJob(j.model, task, cfg, j.out_dir, resume=True) for j in jobs])
+    assert again.history == full.history == stacked[0].history
+    assert _files(tmp_path / "single") == _files(tmp_path / "full") == _files(tmp_path / "stack0")
+
+
+def test_an_interrupted_thread_sweep_cancels_its_runs():
+    seen = []
+
+    def fn(item, cancel):
+        while not cancel.is_set():  # a run that would train for ever unless cancelled
+            cancel.wait(0.01)
+        seen.append(item)
+        raise TrainingCancelled("cancelled")
+
+    def finished(i, result, error):
+        raise AssertionError("no item may finish before the interrupt")
+
+    def started(i):
+        if i == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the sweep hands out work
+
+    with pytest.raises(KeyboardInterrupt):
+        ThreadExecutor(2).run(fn, ["a", "b"], started, finished)
+    assert seen == ["a"]  # the thread in flight saw the cancel and stopped; the pool has joined it
+
+
+def test_a_sweep_of_vector_mlps_trains_with_the_default_executor(tmp_path):
+    task = gi.SparseParity(n_bits=10, k=3, n_train=100, n_test=100)
+    cfg = gi.TrainConfig(epochs=5, eval_every=5, checkpoint_every=5, progress=False)
+    plans = [RunPlan(task.to_dict(), gi.models.config_to_dict(gi.VectorMLPConfig(d_in=10, widths=(16,), d_out=2, seed=s)), cfg,
+                     str(tmp_path / f"r{s}")) for s in (0, 1)]
+    table = run_sweep(plans, progress=False)
+    assert table["error"].isna().all() and (table["final_epoch"] == 5).all()
+    assert table["key"].nunique() == 2
+
+
+def test_a_plan_of_a_partial_model_dict_has_the_key_of_the_run_it_trains(tmp_path):
+    task = gi.SparseParity(n_bits=10, k=3, n_train=100, n_test=100)
+    partial = {"kind": "vector_mlp", "d_in": 10, "widths": [16], "d_out": 2}  # defaults left out
+    plan = RunPlan(task.to_dict(), partial, gi.TrainConfig(epochs=2, eval_every=1, progress=False), str(tmp_path / "r"))
+    run_sweep([plan], progress=False)
+    assert gi.load_run(tmp_path / "r").key == plan.key

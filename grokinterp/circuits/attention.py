@@ -15,10 +15,10 @@ from torch import Tensor
 
 from ..fourier.basis import BasisKind, FourierBasis, fft2d
 from ..errors import GrokinterpError
-from ..fourier.pairs import observed_pairs
-from ..fourier.spectra import frequency_fractions, pair_frequency_fractions, resolve_basis
+from ..fourier.grid import GridAnalysis, as_grid
+from ..fourier.spectra import frequency_fractions, pair_frequency_fractions
 from ..tasks import ModularArithmetic
-from ..models.weights import ModelLike, as_weights, check_task, grid_activations
+from ..models.weights import ModelLike
 
 __all__ = ["AttentionSummary", "attention_summary"]
 
@@ -46,24 +46,24 @@ class AttentionSummary:
 
 
 def attention_summary(
-    model: ModelLike,
+    model: ModelLike | GridAnalysis,
     task: ModularArithmetic | None = None,
     layer: int | None = None,
     basis: BasisKind | FourierBasis | None = None,
 ) -> AttentionSummary:
     """Per-head attention from the answer position to a and b over the task's pairs (the full grid
-    without a task), and the spectrum of the attention to a (``layer`` default: the last)."""
-    w = as_weights(model)
+    without a task), and the spectrum of the attention to a (``layer`` default: the last).
+    ``model`` may be a :class:`~grokinterp.fourier.grid.GridAnalysis` (its grid forward is reused)."""
+    g = as_grid(model, task, basis)
+    w = g.weights
     if w.kind != "transformer":
         raise GrokinterpError("attention_summary needs a transformer; the HookedMLP has no attention")
     n_layers = w.config.n_layers
     layer = n_layers - 1 if layer is None else layer
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
         raise GrokinterpError(f"layer must be an integer in [0, {n_layers}), got {layer!r}")
-    B = resolve_basis(w, task, basis)
-    task = check_task(w, task)
-    observed = observed_pairs(B, task)
-    pattern = grid_activations(w).pattern[:, layer]  # (p², heads, n_ctx)
+    B, task, observed = g.basis, g.task, g.observed
+    pattern = g.activations.pattern[:, layer]  # (p², heads, n_ctx)
     if observed.full:
         grid = rearrange(pattern, "(a b) h s -> s a b h", a=w.p)
         coeffs = fft2d(grid[0].double(), B)

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from ..errors import GrokinterpError
 from ..fourier.basis import fft1d, frequency_power, get_basis
+from ..fourier.grid import GridAnalysis
 from ..models import Model, is_model, to_tokens
 from ..models.weights import ModelLike, ModelWeights, as_weights, grid_activations
 from ..tasks import require_modular
@@ -78,14 +79,15 @@ Source = ModelLike | Float[Tensor, "p p c"]
 
 
 def _grid_logits(source: Source, task, what: str) -> Float[Tensor, "p p c"]:
-    """Grid logits ``[a, b, c]`` of a model (its task checked), or given as such a tensor."""
+    """Grid logits ``[a, b, c]`` of a model (its task checked), or given as such a tensor, in their
+    own dtype: every use below takes its values in float64 (a block at a time for the p³ sums)."""
     if isinstance(source, Tensor):
         if source.ndim != 3 or not source.shape[0] == source.shape[1] == source.shape[2]:
             raise GrokinterpError(f"grid logits must have shape (p, p, p) indexed [a, b, c], got {tuple(source.shape)}")
-        return source.double()
+        return source.detach().cpu()
     w = as_weights(source)
     _full_grid_task(w, task, what)
-    return rearrange(grid_activations(w).logits.double(), "(a b) c -> a b c", a=w.p)
+    return rearrange(grid_activations(w).logits.cpu(), "(a b) c -> a b c", a=w.p)
 
 
 def correct_logit_by_distance(source: Source, task=None) -> Float[Tensor, "p p"]:
@@ -96,7 +98,7 @@ def correct_logit_by_distance(source: Source, task=None) -> Float[Tensor, "p p"]
     p = L.shape[0]
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     out = torch.empty(p, p, dtype=torch.float64)
-    out[(a - b) % p, (a + b) % p] = L[a, b, (a + b) % p]
+    out[(a - b) % p, (a + b) % p] = L[a, b, (a + b) % p].double()
     return out
 
 
@@ -162,15 +164,28 @@ def _fve(L: Tensor, T: Tensor) -> float:
     return float((L * T).sum() ** 2) / denom if denom > 0 else float("nan")
 
 
-def _binned(L: Tensor) -> Tensor:
-    """``M[d, r] = Σ L(a, b, c)`` over the triples with ``a - b ≡ d`` and ``a + b - c ≡ r`` (mod p),
+#: Values of the (a, b, c) logit grid :func:`_binned` centres and bins at once (a block of rows a).
+BIN_BLOCK_ELEMENTS = 2**22
+
+
+def _binned(L: Tensor) -> tuple[Tensor, Tensor]:
+    """(M, energy): ``M[d, r] = Σ L(a, b, c)`` over the triples with ``a - b ≡ d`` and ``a + b - c ≡ r`` (mod p),
     of the logits centred over ``c``: both templates depend on ``(d, r)`` only, so every inner
-    product with them is one sum over this p x p table."""
+    product with them is one sum over this p x p table; ``energy = Σ L²`` of the centred logits.
+    Summed over blocks of rows ``a`` (at most :data:`BIN_BLOCK_ELEMENTS` values at once)."""
     p = L.shape[0]
-    L = L - L.mean(-1, keepdim=True)
-    a, b, c = (torch.arange(p)[idx] for idx in ((slice(None), None, None), (None, slice(None), None), (None, None, slice(None))))
-    bins = ((a - b) % p) * p + (a + b - c) % p
-    return torch.bincount(bins.reshape(-1), weights=L.reshape(-1), minlength=p * p).reshape(p, p)
+    b, c = torch.arange(p)[:, None], torch.arange(p)[None, :]
+    out = torch.zeros(p * p, dtype=torch.float64)
+    energy = torch.zeros((), dtype=torch.float64)
+    step = max(1, BIN_BLOCK_ELEMENTS // (p * p))
+    for a0 in range(0, p, step):
+        block = L[a0 : a0 + step].double()
+        block = block - block.mean(-1, keepdim=True)
+        a = torch.arange(a0, a0 + block.shape[0])[:, None, None]
+        bins = ((a - b[None]) % p) * p + (a + b[None] - c[None]) % p
+        out += torch.bincount(bins.reshape(-1), weights=block.reshape(-1), minlength=p * p)
+        energy += block.square().sum()
+    return out.reshape(p, p), energy
 
 
 def template_fve(source: Source, freqs: list[int], task=None) -> TemplateFit:
@@ -188,8 +203,8 @@ def template_fve(source: Source, freqs: list[int], task=None) -> TemplateFit:
     bad = [k for k in freqs if not 1 <= k <= (p - 1) // 2]
     if bad:
         raise GrokinterpError(f"frequencies {bad} are not in 1 .. {(p - 1) // 2} for p={p}")
-    M = _binned(L)
-    energy = float((L - L.mean(-1, keepdim=True)).square().sum())
+    M, energy = _binned(L)
+    energy = float(energy)
     x = torch.arange(p, dtype=torch.float64)
     clock, pizza = [], []
     for k in freqs:
@@ -263,7 +278,9 @@ class ClockPizza:
     reason: str
 
 
-def clock_or_pizza(model: Model, freqs: list[int], task=None, *, n_samples: int = 1000, seed: int = 0) -> ClockPizza:
+def clock_or_pizza(
+    model: Model, freqs: list[int], task=None, *, n_samples: int = 1000, seed: int = 0, grid: GridAnalysis | None = None
+) -> ClockPizza:
     """All diagnostics of a model at its key frequencies ``freqs`` and a verdict:
 
     * ``"pizza"`` when gradient symmetricity >= :data:`PIZZA_SYMMETRICITY` and distance
@@ -271,9 +288,16 @@ def clock_or_pizza(model: Model, freqs: list[int], task=None, *, n_samples: int 
     * ``"clock"`` when gradient symmetricity < :data:`PIZZA_SYMMETRICITY` and distance irrelevance
       >= :data:`CLOCK_DISTANCE_IRRELEVANCE`;
     * ``"mixed"`` otherwise. ``reason`` says which numbers decided it.
+
+    ``grid``: the model's :class:`~grokinterp.fourier.grid.GridAnalysis` when one is at hand (its
+    grid forward is reused).
     """
-    sym = gradient_symmetricity(model, task, n_samples=n_samples, seed=seed)
-    logits = _grid_logits(model, task, "clock or pizza")  # one grid forward for both logit diagnostics
+    sym = gradient_symmetricity(model, task, n_samples=n_samples, seed=seed)  # checks the task
+    if grid is not None and grid.p != as_weights(model).p:
+        raise GrokinterpError(f"the grid analysis is of a model with p={grid.p}, this model has p={as_weights(model).p}")
+    # one grid forward for both logit diagnostics
+    source = model if grid is None else rearrange(grid.logits, "(a b) c -> a b c", a=grid.p)
+    logits = _grid_logits(source, task, "clock or pizza")
     q = distance_irrelevance(logits)
     circ = circularity(model)
     fit = template_fve(logits, freqs)

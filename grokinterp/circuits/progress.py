@@ -7,20 +7,21 @@ reuse its logits, and the Fourier bases and direction tables are built once for 
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor
 
 from .ablation import FrequencyDecomposition, cross_entropy
-from ..fourier.basis import OP_SIGNS, BasisKind, FourierBasis, fft1d, frequency_power, op_sign
-from ..fourier.pairs import ObservedPairs, observed_pairs
+from ..fourier.basis import OP_SIGNS, BasisKind, FourierBasis, frequency_power, op_sign
+from ..fourier.grid import GridAnalysis
+from ..fourier.pairs import observed_pairs
 from ..errors import GrokinterpError
 from .measures import weight_norms, gini
 from ..fourier.spectra import KEY_FREQUENCY_THRESHOLD, frequency_scores, resolve_basis, select_frequencies
 from ..tasks import ModularArithmetic
-from .trig import TrigPlanes, fit_logits, group_logits
-from ..models.weights import ModelWeights, check_task, grid_activations
+from .trig import TrigPlanes, fit_projected, projected_group_logits
+from ..models.weights import check_task
 from ..runs.run import as_run  # the one import above this layer: a run is what progress is measured over
 
 __all__ = ["progress_measures", "select_epochs"]
@@ -51,6 +52,7 @@ def progress_measures(
     basis: BasisKind | FourierBasis | None = None,
     threshold: float = KEY_FREQUENCY_THRESHOLD,
     per_frequency: bool = True,
+    extra: Callable[[GridAnalysis], Mapping[str, Any]] | None = None,
 ):
     """Evaluate the progress measures on the checkpoints of a run; a pandas DataFrame, one row per
     checkpoint epoch.
@@ -65,6 +67,9 @@ def progress_measures(
         task: overrides the run's task (for legacy runs without one).
         per_frequency: add ``restricted_loss_k`` / ``excluded_loss_k`` columns for each fixed key
             frequency k.
+        extra: more columns: called once per checkpoint with its
+            :class:`~grokinterp.fourier.grid.GridAnalysis` (the weights loaded once, the grid
+            forward and Fourier coefficients the measures above computed), its items added to the row.
 
     Columns: ``epoch``, ``train_loss``, ``test_loss``, ``train_acc``, ``test_acc`` (from the grid
     logits; same values as the trainer's metrics), ``restricted_loss``, ``excluded_loss`` (train
@@ -105,11 +110,11 @@ def progress_measures(
     for epoch in epochs:
         w = final if epoch == epochs[-1] else run.model_weights(epoch)
         freqs = fixed if fixed is not None else select_frequencies(frequency_scores(w, B, "logit"), threshold)
-        rows.append(
-            _measure(
-                w, epoch, B, sign, freqs, planes, splits, per_frequency and fixed is not None, observed, pair_rows,
-            )
-        )
+        g = GridAnalysis(w, task, B)
+        row = _measure(g, epoch, sign, freqs, planes, splits, per_frequency and fixed is not None, pair_rows)
+        if extra is not None:
+            row.update(extra(g))
+        rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["key_freqs"] = fixed
     frame.attrs["basis"] = B.kind
@@ -123,10 +128,11 @@ def _check_freqs(B: FourierBasis, freqs) -> list[int]:
 
 @torch.no_grad()
 def _measure(
-    w: ModelWeights, epoch: int, B: FourierBasis, sign: int | None, freqs: list[int], planes: TrigPlanes | None,
-    splits: dict[str, tuple[Tensor, Tensor]], per_frequency: bool, observed: ObservedPairs, pair_rows: Tensor,
+    g: GridAnalysis, epoch: int, sign: int | None, freqs: list[int], planes: TrigPlanes | None,
+    splits: dict[str, tuple[Tensor, Tensor]], per_frequency: bool, pair_rows: Tensor,
 ) -> dict:
-    acts = grid_activations(w)
+    w, B, observed = g.weights, g.basis, g.observed
+    acts = g.activations
     logits = acts.logits
     p = w.p
     row: dict = {"epoch": int(epoch)}
@@ -137,21 +143,20 @@ def _measure(
     if sign is not None:
         inputs, labels = splits["train"]
         dec = FrequencyDecomposition(logits, B, sign, freqs, inputs, observed)
-        everything = torch.ones_like(dec.owner, dtype=torch.bool)
-        row["restricted_loss"] = cross_entropy(dec.restricted(everything), labels)
-        row["excluded_loss"] = cross_entropy(dec.excluded(everything), labels)
-        if per_frequency:
-            for k in freqs:
-                row[f"restricted_loss_{k}"] = cross_entropy(dec.restricted(dec.owner == k), labels)
-                row[f"excluded_loss_{k}"] = cross_entropy(dec.excluded(dec.owner == k), labels)
+        restricted, restricted_k = dec.losses(labels, "restricted", per_frequency)
+        excluded, excluded_k = dec.losses(labels, "excluded", per_frequency)
+        row["restricted_loss"], row["excluded_loss"] = restricted, excluded
+        for k in restricted_k:
+            row[f"restricted_loss_{k}"] = restricted_k[k]
+            row[f"excluded_loss_{k}"] = excluded_k[k]
         planes = planes or TrigPlanes(B, freqs, sign, observed)
-        row["logit_fit"] = fit_logits(group_logits(logits, B, observed), planes)[0].fraction_explained
-    embed_coeffs = fft1d(w.W_E.T.double(), B)  # (d, n)
+        row["logit_fit"] = fit_projected(*projected_group_logits(logits, B, observed, planes), planes)[0].fraction_explained
+    embed_coeffs = g.embed_coeffs  # (d, n)
     power = frequency_power(embed_coeffs, B).sum(0)[1:]
     key = torch.tensor([k - 1 for k in freqs], dtype=torch.long)
     row["embed_key_power"] = float(power[key].sum() / power.sum()) if power.sum() > 0 else float("nan")
     row["gini_embed"] = gini(embed_coeffs.square().sum(0).sqrt())
-    row["gini_logit"] = gini(fft1d(w.W_L.double(), B).square().sum(0).sqrt())
+    row["gini_logit"] = gini(g.logit_coeffs.square().sum(0).sqrt())
     norms = weight_norms(w)
     row["l1_norm"], row["l2_norm"], row["sum_sq_weights"] = norms.l1, norms.l2, norms.sum_sq
     if acts.pattern is not None:  # last layer, from the answer position, mean over heads and the task's pairs

@@ -25,12 +25,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..fourier.basis import BasisKind, FourierBasis, op_sign
+from ..fourier.basis import BasisKind, FourierBasis, group_sums, op_sign
 from ..fourier.pairs import ObservedPairs, observed_pairs
 from ..errors import GrokinterpError
-from ..fourier.spectra import CLUSTER_THRESHOLD, neuron_frequencies_in, key_frequencies, resolve_basis
+from ..fourier.grid import GridAnalysis, as_grid
+from ..fourier.spectra import CLUSTER_THRESHOLD, NeuronFrequencies, neuron_frequencies_in
 from ..tasks import ModularArithmetic
-from ..models.weights import Activations, ModelLike, ModelWeights, as_weights, check_task, grid_activations
+from ..models.weights import Activations, ModelLike, ModelWeights
 
 __all__ = [
     "FIT_THRESHOLD",
@@ -39,10 +40,15 @@ __all__ = [
     "TrigIdentityCheck",
     "TrigPlanes",
     "fit_logits",
+    "fit_projected",
     "group_logits",
     "logit_fit",
+    "projected_group_logits",
     "trig_identity_check",
 ]
+
+#: Rows of the grid logits :func:`group_logits` gathers at once, in values (2^22).
+GROUP_BLOCK_ELEMENTS = 2**22
 
 #: A frequency's logits count as ``α cos(w(a+b-c))`` when that term explains at least this share of
 #: the logit energy in the frequency's cos/sin(w(a+b)) plane.
@@ -118,41 +124,60 @@ class TrigIdentityCheck:
 class TrigPlanes:
     """cos/sin(w_k(x_a + s x_b)) over the observed pairs (default: the full group grid) for a set of
     frequencies (float64). On part of the grid the two grids are centred over the observed pairs and
-    their 2x2 Gram matrix is kept, so that :meth:`plane_energy` is an orthogonal projection there too."""
+    their 2x2 Gram matrix is kept, so that :meth:`plane_energy` is an orthogonal projection there too.
+
+    Both grids depend on a pair through its group sum ``s = x_a + sign x_b`` only, so they are kept
+    as (K, n) tables over s (``cos_c`` / ``sin_c``, the same functions of the answer c) with the
+    number of observed pairs per sum: a projection ``Σ_pairs cos(w_k s) X[pair]`` is
+    ``cos(w_k s) @ (Σ_{pairs with sum s} X[pair])`` (:meth:`project`), O(M m + K n m) instead of
+    O(K M m)."""
 
     def __init__(self, B: FourierBasis, freqs: list[int], sign: int, observed: ObservedPairs | None = None):
         n = B.n
         observed = observed if observed is not None else observed_pairs(B)
         self.freqs = [B.check_freq(k) for k in freqs]
         x = torch.arange(n, dtype=torch.float64)
-        s = ((x[:, None] + sign * x[None, :]) % n).reshape(-1)[observed.positions]
         w = 2 * math.pi * torch.tensor(self.freqs, dtype=torch.float64).reshape(-1, 1) / n
-        self.cos_ab, self.sin_ab = torch.cos(w * s), torch.sin(w * s)  # (K, M)
-        self.cos_c, self.sin_c = torch.cos(w * x), torch.sin(w * x)  # (K, n)
+        self.cos_c, self.sin_c = torch.cos(w * x), torch.sin(w * x)  # (K, n): over the sum s, and over c
+        self.sums = group_sums(observed.positions, n, sign)  # (M,): s of each observed pair
+        count = torch.bincount(self.sums, minlength=n).double()  # observed pairs per sum
         self.n = n
         self.n_pairs = observed.count
         self.full = observed.full
+        cc, ss, cs = self.cos_c.square() @ count, self.sin_c.square() @ count, (self.cos_c * self.sin_c) @ count
         if self.full:
-            self.sq_cos = self.cos_ab.square().sum(1)
-            self.sq_sin = self.sin_ab.square().sum(1)
+            self.sq_cos, self.sq_sin = cc, ss  # Σ_pairs cos², Σ_pairs sin²
         else:
-            self.mean_cos, self.mean_sin = self.cos_ab.mean(1), self.sin_ab.mean(1)
-            self.cos_ab = self.cos_ab - self.mean_cos[:, None]
-            self.sin_ab = self.sin_ab - self.mean_sin[:, None]
-            gram = torch.stack([
-                torch.stack([(self.cos_ab * self.cos_ab).sum(1), (self.cos_ab * self.sin_ab).sum(1)], -1),
-                torch.stack([(self.sin_ab * self.cos_ab).sum(1), (self.sin_ab * self.sin_ab).sum(1)], -1),
-            ], -2)  # (K, 2, 2)
+            M = self.n_pairs
+            self.mean_cos, self.mean_sin = self.cos_c @ count / M, self.sin_c @ count / M
+            mc, ms = self.mean_cos, self.mean_sin
+            # Gram matrix of the grids centred over the pairs: Σ (cos - mc)² = Σ cos² - M mc², ...
+            g_cc, g_ss, g_cs = cc - M * mc.square(), ss - M * ms.square(), cs - M * mc * ms
+            gram = torch.stack([torch.stack([g_cc, g_cs], -1), torch.stack([g_cs, g_ss], -1)], -2)  # (K, 2, 2)
             self.gram_pinv = torch.linalg.pinv(gram, hermitian=True, rtol=1e-9)
+
+    def project(self, X: Float[Tensor, "M m"]) -> tuple[Float[Tensor, "K m"], Float[Tensor, "K m"]]:
+        """``(Σ_pairs cos(w_k s) X[pair], Σ_pairs sin(w_k s) X[pair])`` over the observed pairs (rows
+        of ``X`` in the order of ``observed``), with the grids centred over the pairs on part of the grid."""
+        binned = torch.zeros(self.n, X.shape[1], dtype=torch.float64).index_add_(0, self.sums, X.double())
+        u_cos, u_sin = self.cos_c @ binned, self.sin_c @ binned
+        if not self.full:
+            total = X.double().sum(0)
+            u_cos, u_sin = u_cos - self.mean_cos[:, None] * total, u_sin - self.mean_sin[:, None] * total
+        return u_cos, u_sin
 
     def plane_energy(self, X: Tensor) -> Tensor:
         """Energy of each column-set ``X`` (M, m) (rows: the observed pairs) in each frequency's plane,
         summed over columns: (K,)."""
+        return self.plane_energy_of(*self.project(X))
+
+    def plane_energy_of(self, u_cos: Tensor, u_sin: Tensor) -> Tensor:
+        """:meth:`plane_energy` from the projections :meth:`project` gives."""
         if self.full:
-            e = (self.cos_ab @ X).square().sum(1) / self.sq_cos
-            sin = (self.sin_ab @ X).square().sum(1)
+            e = u_cos.square().sum(1) / self.sq_cos
+            sin = u_sin.square().sum(1)
             return e + torch.where(self.sq_sin > 1e-9, sin / self.sq_sin.clamp(min=1e-300), 0.0)
-        u = torch.stack([self.cos_ab @ X, self.sin_ab @ X], dim=1)  # (K, 2, m)
+        u = torch.stack([u_cos, u_sin], dim=1)  # (K, 2, m)
         return torch.einsum("kim,kij,kjm->k", u, self.gram_pinv, u)
 
     def regressor_energy(self) -> Tensor:
@@ -166,6 +191,12 @@ class TrigPlanes:
         return self.n_pairs * (per_pair - mean_sq)
 
 
+def _energy(X: Tensor) -> Tensor:
+    """``Σ X²`` as one dot product (no squared copy of a large table)."""
+    flat = X.reshape(-1)
+    return torch.dot(flat, flat)
+
+
 def _centre(X: Tensor) -> Tensor:
     return X - X.mean(0, keepdim=True)
 
@@ -174,9 +205,15 @@ def group_logits(logits: Tensor, B: FourierBasis, observed: ObservedPairs | None
     """Logits on the observed pairs (default: the full group grid, rows x_a*n + x_b), answers in group
     order, centred over c, float64; on part of the grid also centred over the pairs per answer."""
     observed = observed if observed is not None else observed_pairs(B)
-    L = logits.detach().double().cpu()[observed.rows][:, B.tokens]
-    L = L - L.mean(1, keepdim=True)
-    return L if observed.full else L - L.mean(0, keepdim=True)
+    source = logits.detach().cpu()
+    L = torch.empty(observed.count, B.n, dtype=torch.float64)
+    step = max(1, GROUP_BLOCK_ELEMENTS // max(1, source.shape[1]))
+    for r0 in range(0, observed.count, step):  # gathered in blocks: one (M, n) float64 table, no full-size copies
+        L[r0 : r0 + step] = source[observed.rows[r0 : r0 + step]][:, B.tokens]
+    L -= L.mean(1, keepdim=True)
+    if not observed.full:
+        L -= L.mean(0, keepdim=True)
+    return L
 
 
 def fit_logits(L: Tensor, planes: TrigPlanes) -> tuple[LogitFit, Tensor]:
@@ -185,44 +222,81 @@ def fit_logits(L: Tensor, planes: TrigPlanes) -> tuple[LogitFit, Tensor]:
 
     ``alpha_k = <L, R_k> / |R_k|²`` with ``R_k = cos(w_k(s - x_c))``: the terms of different k are
     orthogonal (their sums over c vanish), on part of the grid too, so this is the least-squares fit."""
-    u_cos, u_sin = planes.cos_ab @ L, planes.sin_ab @ L  # (K, n)
+    return fit_projected(*planes.project(L), _energy(L), planes)
+
+
+def fit_projected(u_cos: Tensor, u_sin: Tensor, energy: Tensor, planes: TrigPlanes) -> tuple[LogitFit, Tensor]:
+    """:func:`fit_logits` from the logits' projections on the planes (K, n) and their energy ``Σ L²``."""
     inner = (u_cos * planes.cos_c).sum(1) + (u_sin * planes.sin_c).sum(1)  # <L, cos(w(s - x_c))>
     r_sq = planes.regressor_energy()
     alpha = inner / r_sq
-    total = L.square().sum().clamp(min=torch.finfo(L.dtype).tiny)
+    total = energy.clamp(min=torch.finfo(torch.float64).tiny)
     per = inner.square() / r_sq / total
-    plane = planes.plane_energy(L)
+    plane = planes.plane_energy_of(u_cos, u_sin)
     fit = LogitFit(list(planes.freqs), alpha.float(), per.float(), float(per.sum()))
     return fit, plane
 
 
-def _resolve_setup(model: ModelLike, task, basis, freqs) -> tuple[ModelWeights, FourierBasis, int, list[int], ObservedPairs]:
-    w = as_weights(model)
-    task = check_task(w, task)
-    B = resolve_basis(w, task, basis)
-    sign = op_sign(task.op if task is not None else None)
+def projected_group_logits(
+    logits: Tensor, B: FourierBasis, observed: ObservedPairs, planes: TrigPlanes
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(u_cos, u_sin, energy)`` of :func:`group_logits` — its projections on the planes
+    (:meth:`TrigPlanes.project`) and ``Σ L²`` — accumulated over blocks of pairs, without forming the
+    (M, n) float64 table. On part of the grid the logits are centred over the pairs per answer: a
+    first pass takes the column means, a second the centred values."""
+    source = logits.detach().cpu()
+    step = max(1, GROUP_BLOCK_ELEMENTS // max(1, source.shape[1]))
+    blocks = [(observed.rows[r0 : r0 + step], planes.sums[r0 : r0 + step]) for r0 in range(0, observed.count, step)]
+
+    def centred_over_c(rows: Tensor) -> Tensor:
+        L = source[rows][:, B.tokens].double()
+        return L - L.mean(1, keepdim=True)
+
+    mean = None
+    if not observed.full:
+        total = torch.zeros(B.n, dtype=torch.float64)
+        for rows, _ in blocks:
+            total += centred_over_c(rows).sum(0)
+        mean = total / observed.count
+    binned = torch.zeros(B.n, B.n, dtype=torch.float64)
+    energy = torch.zeros((), dtype=torch.float64)
+    for rows, sums in blocks:
+        L = centred_over_c(rows)
+        if mean is not None:
+            L -= mean
+        binned.index_add_(0, sums, L)
+        energy += _energy(L)
+    # the grids' pair means (part of the grid) multiply Σ_pairs L = 0 after the centring: nothing to subtract
+    return planes.cos_c @ binned, planes.sin_c @ binned, energy
+
+
+def _resolve_setup(model, task, basis, freqs) -> tuple[GridAnalysis, FourierBasis, int, list[int], ObservedPairs]:
+    g = as_grid(model, task, basis)
+    B = g.basis
+    sign = op_sign(g.task.op if g.task is not None else None)
     if freqs is None:
-        freqs = key_frequencies(w, task, basis=B)
+        freqs = g.key_frequencies()
     freqs = sorted({B.check_freq(k) for k in freqs})
-    return w, B, sign, freqs, observed_pairs(B, task)
+    return g, B, sign, freqs, g.observed
 
 
 def logit_fit(
-    model: ModelLike,
+    model: ModelLike | GridAnalysis,
     task: ModularArithmetic | None = None,
     freqs: list[int] | None = None,
     basis: BasisKind | FourierBasis | None = None,
 ) -> LogitFit:
     """Fit the logits over the task's pairs (the full grid without a task) to
     ``Σ_k α_k cos(w_k(a+b-c))`` (``freqs`` default: the key frequencies). Nanda et al. 2023, Sec. 5:
-    the fit explains most of the logit variance after grokking."""
-    w, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
-    L = group_logits(grid_activations(w).logits, B, observed)
-    return fit_logits(L, TrigPlanes(B, freqs, sign, observed))[0]
+    the fit explains most of the logit variance after grokking. ``model`` may be a
+    :class:`~grokinterp.fourier.grid.GridAnalysis` (its grid forward is reused)."""
+    g, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
+    planes = TrigPlanes(B, freqs, sign, observed)
+    return fit_projected(*projected_group_logits(g.logits, B, observed, planes), planes)[0]
 
 
 def trig_identity_check(
-    model: ModelLike,
+    model: ModelLike | GridAnalysis,
     task: ModularArithmetic | None = None,
     freqs: list[int] | None = None,
     basis: BasisKind | FourierBasis | None = None,
@@ -232,33 +306,35 @@ def trig_identity_check(
     """Check each key frequency's stage of the algorithm: neurons (2D terms of frequency k and the
     cos/sin(w(a+b)) share of the cluster), residual and logits (cos/sin(w(a+b)) share), and the fit of
     the logits to ``α cos(w(a+b-c))``; a :class:`FrequencyVerdict` per frequency. Every share is taken
-    over the task's pairs (the full grid without a task)."""
+    over the task's pairs (the full grid without a task). ``model`` may be a
+    :class:`~grokinterp.fourier.grid.GridAnalysis` (its grid forward and neuron clusters are reused)."""
     if not 0.0 < float(fit_threshold) <= 1.0:
         raise GrokinterpError(f"fit_threshold must lie in (0, 1], got {fit_threshold!r}")
-    w, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
-    acts = grid_activations(w)
-    return _trig_check(w, B, sign, freqs, acts, float(fit_threshold), float(cluster_threshold), observed)
+    g, B, sign, freqs, observed = _resolve_setup(model, task, basis, freqs)
+    return _trig_check(g.weights, B, sign, freqs, g.activations, float(fit_threshold), float(cluster_threshold), observed,
+                       g.neuron_frequencies(cluster_threshold))
 
 
 def _trig_check(
     w: ModelWeights, B: FourierBasis, sign: int, freqs: list[int], acts: Activations, fit_threshold: float,
-    cluster_threshold: float, observed: ObservedPairs | None = None,
+    cluster_threshold: float, observed: ObservedPairs | None = None, neurons: NeuronFrequencies | None = None,
 ) -> TrigIdentityCheck:
     observed = observed if observed is not None else observed_pairs(B)
     planes = TrigPlanes(B, freqs, sign, observed)
     rows = observed.rows
-    L = group_logits(acts.logits, B, observed)
-    fit, logit_plane = fit_logits(L, planes)
-    logit_total = L.square().sum().clamp(min=1e-300)
-    R = _centre(acts.resid.detach().double().cpu()[rows])
-    resid_plane = planes.plane_energy(R) / R.square().sum().clamp(min=1e-300)
-    nf = neuron_frequencies_in(w, B, cluster_threshold, acts.post, observed)
-    P = _centre(acts.post.detach().double().cpu()[rows])
+    u_cos, u_sin, logit_energy = projected_group_logits(acts.logits, B, observed, planes)
+    fit, logit_plane = fit_projected(u_cos, u_sin, logit_energy, planes)
+    logit_total = logit_energy.clamp(min=1e-300)
+    R = acts.resid.detach().cpu()[rows].double()  # one float64 copy of the observed rows, centred in place
+    R -= R.mean(0, keepdim=True)
+    resid_plane = planes.plane_energy(R) / _energy(R).clamp(min=1e-300)
+    nf = neurons if neurons is not None else neuron_frequencies_in(w, B, cluster_threshold, acts.post, observed)
+    post = acts.post.detach().cpu()
     verdicts = []
     for i, k in enumerate(freqs):
         members = torch.nonzero(nf.cluster == k).flatten()
         if len(members):
-            Pk = P[:, members]
+            Pk = _centre(post[rows][:, members].double())  # the cluster's neurons only, centred over the pairs
             sum_planes = TrigPlanes(B, [k], sign, observed).plane_energy(Pk)[0]
             neuron_sum = float(sum_planes / Pk.square().sum().clamp(min=1e-300))
             neuron_frac = float(nf.fraction[members].mean())

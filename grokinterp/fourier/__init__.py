@@ -2,9 +2,11 @@
 neuron clusters and Fourier entropy.
 
 One import point for :mod:`grokinterp.fourier.basis` (bases over Z_p and Z_p^*, ``fft1d`` / ``fft2d``,
-projections, sum directions) and :mod:`grokinterp.fourier.spectra` (spectra of W_E, of each neuron's input
+projections, sum directions), :mod:`grokinterp.fourier.spectra` (spectra of W_E, of each neuron's input
 weights, of W_L = W_out W_U and of the neuron activations; ``key_frequencies``,
-``neuron_frequencies``, ``fourier_entropy``). Basis convention: row 0 constant, rows 2k-1 / 2k
+``neuron_frequencies``, ``fourier_entropy``) and :mod:`grokinterp.fourier.grid` (``GridAnalysis``: one
+model on its task's grid, the grid forward and the neuron decomposition computed once for every
+analysis that reads them). Basis convention: row 0 constant, rows 2k-1 / 2k
 cos / sin of frequency k, orthonormal; an even p adds cos(πx); 2D transforms put a on rows and b on
 columns (Nanda et al. 2023). ``mul`` / ``div`` tasks are read in the multiplicative basis (discrete
 log base the smallest primitive root).
@@ -29,6 +31,7 @@ from .basis import (
     spectral_entropy,
     sum_directions,
 )
+from .grid import GridAnalysis, as_grid
 from .pairs import ObservedPairs, observed_pairs, require_full_grid
 from .spectra import (
     CLUSTER_THRESHOLD,
@@ -50,8 +53,10 @@ __all__ = [
     "CLUSTER_THRESHOLD",
     "KEY_FREQUENCY_THRESHOLD",
     "FourierBasis",
+    "GridAnalysis",
     "NeuronFrequencies",
     "ObservedPairs",
+    "as_grid",
     "basis_for_op",
     "embedding_spectrum",
     "fft1d",

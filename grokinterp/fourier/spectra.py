@@ -50,6 +50,10 @@ CLUSTER_THRESHOLD = 0.85
 
 Method = Literal["logit", "embed", "neuron"]
 
+#: Elements of the float64 (n, n, neurons) 2D transform :func:`neuron_frequencies_in` forms at once
+#: (the neurons are transformed in blocks of ``NEURON_BLOCK_ELEMENTS // n²``; 2^23 doubles = 64 MiB).
+NEURON_BLOCK_ELEMENTS = 2**23
+
 
 def resolve_basis(
     model: ModelLike, task: ModularArithmetic | None = None, basis: BasisKind | FourierBasis | None = None
@@ -199,20 +203,27 @@ def pair_frequency_fractions(values: Float[Tensor, "p_sq m"], observed: Observed
     part of the grid, and the fractions of different k need not add up to at most 1 there). On the
     full grid this equals :func:`frequency_fractions` of the 2D transform."""
     B = observed.basis
-    X = values.detach().double().cpu()[observed.rows]
-    X = X - X.mean(0, keepdim=True)
+    X = values.detach().cpu()[observed.rows].double()
+    X -= X.mean(0, keepdim=True)
     total = X.square().sum(0)
     F = B.matrix.double()
     xa, xb = observed.positions // B.n, observed.positions % B.n
+    Fa, Fb = F[:, xa], F[:, xb]  # (n, M): every basis row at each pair's x_a, x_b
+    k = torch.arange(1, B.n_freqs + 1)
+    rows = torch.stack([2 * k - 1, (2 * k).clamp(max=B.n - 1)], dim=1)  # (f, 2): the cos and sin rows of k
+    present = torch.stack([torch.ones_like(k, dtype=torch.bool), 2 * k <= B.n - 1], dim=1)  # even n: k = n/2 has no sine
     fractions = torch.zeros(X.shape[1], B.n_freqs + 1, dtype=torch.float64)
-    for k in range(1, B.n_freqs + 1):
-        rows = B.rows_of(k)
-        terms = [(i, 0) for i in rows] + [(0, j) for j in rows] + [(i, j) for i in rows for j in rows]
-        design = torch.stack([F[i, xa] * F[j, xb] for i, j in terms], dim=1)
-        design = design - design.mean(0, keepdim=True)
+    block = max(1, NEURON_BLOCK_ELEMENTS // (8 * max(1, observed.count)))
+    for k0 in range(0, B.n_freqs, block):  # all frequencies' fits at once, a block of them at a time
+        r, on = rows[k0 : k0 + block], present[k0 : k0 + block, :, None]
+        ca, cb = Fa[r] * on, Fb[r] * on  # (κ, 2, M); an absent sine is a zero column, dropped below
+        terms = torch.cat([ca * Fb[0], Fa[0] * cb, rearrange(ca[:, :, None] * cb[:, None, :], "k i j m -> k (i j) m")], dim=1)
+        design = terms.transpose(1, 2)  # (κ, M, 8): the terms (k, const), (const, k), (k, k)
+        design = design - design.mean(1, keepdim=True)
         U, S, _ = torch.linalg.svd(design, full_matrices=False)
-        U = U[:, S > 1e-9 * S.max().clamp(min=1e-300)]
-        fractions[:, k] = (U.T @ X).square().sum(0) / total.clamp(min=torch.finfo(total.dtype).tiny)
+        keep = S > 1e-9 * S.max(dim=1, keepdim=True).values.clamp(min=1e-300)  # (κ, 8): the span's directions
+        energy = (torch.einsum("kmr,mc->krc", U, X).square() * keep[..., None]).sum(1)  # (κ, m)
+        fractions[:, 1 + k0 : 1 + k0 + len(r)] = (energy / total.clamp(min=torch.finfo(total.dtype).tiny)).T
     return fractions, total
 
 
@@ -227,8 +238,13 @@ def neuron_frequencies_in(
         fractions, total = pair_frequency_fractions(post, observed)
         variance = total / observed.count
         return _clusters(fractions, total, variance, threshold, B)
-    coeffs = _activation_components(w, B, post)
-    fractions, total = frequency_fractions(coeffs, B)
+    if post is None:
+        post = grid_activations(w).post
+    # per neuron the fractions read that neuron's column only: a block of neurons at a time keeps the
+    # float64 2D transform at (n, n, block) instead of (n, n, d_mlp)
+    block = max(1, NEURON_BLOCK_ELEMENTS // (B.n * B.n))
+    parts = [frequency_fractions(_activation_components(w, B, cols), B) for cols in post.split(block, dim=1)]
+    fractions, total = torch.cat([f for f, _ in parts]), torch.cat([t for _, t in parts])
     return _clusters(fractions, total, total / (B.n * B.n), threshold, B)
 
 
@@ -256,17 +272,20 @@ def select_frequencies(scores: Float[Tensor, " f"], threshold: float = KEY_FREQU
 
 
 def frequency_scores(
-    w: ModelWeights, B: FourierBasis, method: str, post: Tensor | None = None, observed: ObservedPairs | None = None
+    w: ModelWeights, B: FourierBasis, method: str, post: Tensor | None = None, observed: ObservedPairs | None = None,
+    neurons: NeuronFrequencies | None = None,
 ) -> Tensor:
     """The score per frequency that :func:`key_frequencies` thresholds, by ``method`` (``"logit"``:
-    power of W_L over tokens; ``"embed"``: of W_E; ``"neuron"``: neurons per cluster, over the
-    ``observed`` pairs)."""
+    ``Σ_i P_k(W_L[i])``, the power of W_L over tokens summed over neurons; ``"embed"``: the same of
+    W_E over the embedding dimensions; ``"neuron"``: ``Σ_{i: freq_i = k} fraction_i variance_i``,
+    over the ``observed`` pairs). ``neurons``: the neuron decomposition at
+    :data:`CLUSTER_THRESHOLD` when already computed (else it is computed from ``post``)."""
     if method == "logit":
         return _power_over_tokens(w.W_L, B).sum(0)
     if method == "embed":
         return _power_over_tokens(w.W_E.T, B).sum(0)
     if method == "neuron":
-        nf = neuron_frequencies_in(w, B, CLUSTER_THRESHOLD, post, observed)
+        nf = neurons if neurons is not None else neuron_frequencies_in(w, B, CLUSTER_THRESHOLD, post, observed)
         weight = (nf.fraction * nf.variance).double()
         scores = torch.zeros(B.n_freqs + 1, dtype=torch.float64)
         return scores.index_add_(0, nf.frequency, weight)

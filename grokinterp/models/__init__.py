@@ -1,9 +1,12 @@
-"""The two hooked models, their configs, and :class:`ModelWeights`, the one seam every analysis,
+"""The hooked models (the tickets MLP and the transformer on modular arithmetic, the dense MLP on
+vectors), their configs, and :class:`ModelWeights`, the one seam every analysis,
 pruner and training step reads a model through."""
 
 from .config import (
+    CONFIG_KINDS,
     Model,
     ModelConfig,
+    ModelKind,
     attention_pattern,
     build_model,
     config_from_dict,
@@ -16,7 +19,8 @@ from .config import (
     to_tokens,
 )
 from .loss import answer_logits_hooked, answer_loss, model_device
-from .mlp import ACTIVATIONS, HookedMLP, MLPConfig
+from .mlp import ACTIVATIONS, MLP_WEIGHT_NAMES, HookedMLP, MLPConfig
+from .vector_mlp import HookedVectorMLP, VectorMLPConfig, vector_mlp_forward, vector_mlp_shapes
 from .transformer import PRESETS, TransformerConfig, convert_hooked_transformer_state, make_transformer
 from .weights import (
     Activations,
@@ -25,6 +29,7 @@ from .weights import (
     answer_logits,
     as_weights,
     check_task,
+    fit_task,
     grid_activations,
     grid_pairs,
     neuron_input_weights,
@@ -33,15 +38,20 @@ from .weights import (
 
 __all__ = [
     "ACTIVATIONS",
+    "CONFIG_KINDS",
     "PRESETS",
     "Activations",
     "HookedMLP",
+    "HookedVectorMLP",
     "MLPConfig",
+    "MLP_WEIGHT_NAMES",
     "Model",
     "ModelConfig",
+    "ModelKind",
     "ModelLike",
     "ModelWeights",
     "TransformerConfig",
+    "VectorMLPConfig",
     "answer_logits",
     "answer_logits_hooked",
     "answer_loss",
@@ -52,6 +62,7 @@ __all__ = [
     "config_from_dict",
     "convert_hooked_transformer_state",
     "config_to_dict",
+    "fit_task",
     "grid_activations",
     "grid_pairs",
     "is_model",
@@ -64,4 +75,6 @@ __all__ = [
     "prunable_names",
     "stacked_mlp_logits",
     "to_tokens",
+    "vector_mlp_forward",
+    "vector_mlp_shapes",
 ]

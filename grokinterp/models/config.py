@@ -1,8 +1,10 @@
-"""The two model kinds as one type: their configs, building a model from a config, and their
-parameters by name.
+"""The model kinds as one type: their configs, building a model from a config, and their
+parameters by name. Kinds: ``"mlp"`` (the tickets paper's MLP on modular arithmetic),
+``"transformer"``, and ``"vector_mlp"`` (a dense MLP on vectors, for the tasks on vectors).
 
 ``named_weights`` gives the parameters under the names masks use (the state-dict names: ``W_E`` ...
-for the MLP, ``embed.weight``, ``blocks.0.attn.q.weight`` ... for the transformer). What analyses
+for the MLP, ``embed.weight``, ``blocks.0.attn.q.weight`` ... for the transformer,
+``blocks.0.W_in``, ``W_U`` ... for the vector MLP). What analyses
 and pruners read of a model goes through :class:`grokinterp.models.weights.ModelWeights`.
 """
 
@@ -19,10 +21,13 @@ from ..masks import parameters_of
 from ._tl import TransformerBridge, is_bridge
 from .mlp import HookedMLP, MLPConfig
 from .transformer import TransformerConfig, make_transformer, transformer_tokens
+from .vector_mlp import HookedVectorMLP, VectorMLPConfig
 
 __all__ = [
+    "CONFIG_KINDS",
     "Model",
     "ModelConfig",
+    "ModelKind",
     "attention_pattern",
     "build_model",
     "config_from_dict",
@@ -35,28 +40,32 @@ __all__ = [
     "to_tokens",
 ]
 
-Model = Union[HookedMLP, TransformerBridge]
-ModelConfig = Union[MLPConfig, TransformerConfig]
+Model = Union[HookedMLP, TransformerBridge, HookedVectorMLP]
+ModelConfig = Union[MLPConfig, TransformerConfig, VectorMLPConfig]
+ModelKind = Literal["mlp", "transformer", "vector_mlp"]
+#: Each config class by its kind (the ``kind`` of :func:`config_to_dict`).
+CONFIG_KINDS = {"mlp": MLPConfig, "transformer": TransformerConfig, "vector_mlp": VectorMLPConfig}
 
 
 def model_config(model: Model) -> ModelConfig:
-    if isinstance(model, HookedMLP):
+    if isinstance(model, (HookedMLP, HookedVectorMLP)):
         return model.cfg
     if is_bridge(model) and isinstance(getattr(model, "grokinterp_config", None), TransformerConfig):
         return model.grokinterp_config
     raise GrokinterpError(
-        f"expected a grokinterp model (HookedMLP or a transformer from make_transformer), got {type(model).__name__}"
+        f"expected a grokinterp model (HookedMLP, HookedVectorMLP or a transformer from make_transformer), "
+        f"got {type(model).__name__}"
     )
 
 
-def model_kind(model_or_config: Model | ModelConfig) -> Literal["mlp", "transformer"]:
-    cfg = model_or_config if isinstance(model_or_config, (MLPConfig, TransformerConfig)) else model_config(model_or_config)
-    return "mlp" if isinstance(cfg, MLPConfig) else "transformer"
+def model_kind(model_or_config: Model | ModelConfig) -> ModelKind:
+    cfg = model_or_config if isinstance(model_or_config, tuple(CONFIG_KINDS.values())) else model_config(model_or_config)
+    return next(kind for kind, cls in CONFIG_KINDS.items() if isinstance(cfg, cls))
 
 
 def is_model(obj: object) -> bool:
-    """True for a grokinterp model (a HookedMLP or a transformer from ``make_transformer``)."""
-    return isinstance(obj, HookedMLP) or (is_bridge(obj) and isinstance(getattr(obj, "grokinterp_config", None), TransformerConfig))
+    """True for a grokinterp model (a HookedMLP, a HookedVectorMLP or a transformer from ``make_transformer``)."""
+    return isinstance(obj, (HookedMLP, HookedVectorMLP)) or (is_bridge(obj) and isinstance(getattr(obj, "grokinterp_config", None), TransformerConfig))
 
 
 def build_model(config: ModelConfig) -> Model:
@@ -65,7 +74,9 @@ def build_model(config: ModelConfig) -> Model:
         return HookedMLP(config)
     if isinstance(config, TransformerConfig):
         return make_transformer(config)
-    raise GrokinterpError(f"expected an MLPConfig or TransformerConfig, got {type(config).__name__}")
+    if isinstance(config, VectorMLPConfig):
+        return HookedVectorMLP(config)
+    raise GrokinterpError(f"expected an MLPConfig, TransformerConfig or VectorMLPConfig, got {type(config).__name__}")
 
 
 def config_to_dict(config: ModelConfig) -> dict:
@@ -78,9 +89,9 @@ def config_from_dict(d: Mapping) -> ModelConfig:
         raise GrokinterpError(f"a model config must be a JSON object with a 'kind', got {type(d).__name__}")
     d = dict(d)
     kind = d.pop("kind", None)
-    cls = {"mlp": MLPConfig, "transformer": TransformerConfig}.get(kind)
+    cls = CONFIG_KINDS.get(kind)
     if cls is None:
-        raise GrokinterpError(f"model config kind must be 'mlp' or 'transformer', got {kind!r}")
+        raise GrokinterpError(f"model config kind must be one of {sorted(CONFIG_KINDS)}, got {kind!r}")
     try:
         return cls(**d)
     except TypeError as e:
@@ -104,6 +115,8 @@ def to_tokens(model: Model, inputs: Int[Tensor, "batch 2"]) -> Int[Tensor, "batc
     for the MLP the pairs themselves. Sequences of three tokens (``task.tokens()``) pass through
     unchanged. The result stays on the inputs' device."""
     cfg = model_config(model)
+    if isinstance(cfg, VectorMLPConfig):
+        raise GrokinterpError("a vector MLP reads vectors, not token pairs: pass the task's inputs as they are")
     eq = isinstance(cfg, TransformerConfig) and cfg.eq_token
     if not isinstance(inputs, Tensor) or inputs.ndim != 2 or inputs.shape[1] not in (2, 3):
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__

@@ -35,6 +35,11 @@ def model_device(model: Model) -> torch.device:
 
 def answer_logits_hooked(model: Model, tokens: Int[Tensor, "batch seq"]) -> Tensor:
     """Logits over the p answers at the answer position, from the model's hooked forward."""
+    if model_kind(model) == "vector_mlp":
+        raise GrokinterpError(
+            "answer logits and the answer loss belong to modular-arithmetic models; a vector MLP's outputs are "
+            "model(inputs) and its loss the task's (grokinterp.metrics.task_loss)"
+        )
     if model_kind(model) == "mlp":
         out = model(tokens)  # the MLP moves its inputs to its weights' device itself
     else:

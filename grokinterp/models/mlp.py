@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Mapping
+from typing import Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,10 @@ from ..checks import check_rate, check_seed
 from ..errors import GrokinterpError
 from ._tl import ActivationCache, HookedRootModule, HookPoint
 
-__all__ = ["ACTIVATIONS", "HookedMLP", "MLPConfig"]
+__all__ = ["ACTIVATIONS", "MLP_WEIGHT_NAMES", "HookedMLP", "MLPConfig"]
+
+#: The tickets MLP's weights, in init order.
+MLP_WEIGHT_NAMES = ("W_E", "W_in", "W_out", "W_U")
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -35,7 +38,11 @@ class MLPConfig:
     """Shape and init of a :class:`HookedMLP`.
 
     ``init_scale`` is κ in the init ``normal(0, κ / sqrt(d_in))``, where ``d_in`` is the input
-    size of each matrix (p for ``W_E``, acting on one-hot tokens). ``seed`` seeds the init only.
+    size of each matrix (p for ``W_E``, acting on one-hot tokens). ``init_scales`` (optional)
+    gives some matrices their own κ, e.g. ``{"W_E": 2.0, "W_U": 0.5}`` (kept as ``(name, scale)``
+    pairs in init order; ``to_dict`` writes a mapping); the others keep
+    ``init_scale`` (a config without it, the default, is recorded and initialised exactly as
+    before). ``seed`` seeds the init only.
     """
 
     p: int
@@ -44,6 +51,7 @@ class MLPConfig:
     act: str = "relu"
     init_scale: float = 1.0
     seed: int = 0
+    init_scales: Optional[Mapping[str, float] | tuple[tuple[str, float], ...]] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
@@ -56,6 +64,23 @@ class MLPConfig:
             raise GrokinterpError(f"unknown activation {self.act!r}; expected one of {sorted(ACTIVATIONS)}")
         check_rate("MLPConfig.init_scale", self.init_scale, positive=True)
         check_seed("MLPConfig.seed", self.seed)
+        if self.init_scales is not None:
+            if isinstance(self.init_scales, tuple):  # the stored (name, scale) pairs
+                object.__setattr__(self, "init_scales", dict(self.init_scales))
+            if not isinstance(self.init_scales, Mapping):
+                raise GrokinterpError(f"MLPConfig.init_scales must map weight names to scales, got {self.init_scales!r}")
+            unknown = sorted(set(self.init_scales) - set(MLP_WEIGHT_NAMES))
+            if unknown:
+                raise GrokinterpError(f"MLPConfig.init_scales names {unknown}; expected names among {list(MLP_WEIGHT_NAMES)}")
+            for name, scale in self.init_scales.items():
+                check_rate(f"MLPConfig.init_scales[{name!r}]", scale, positive=True)
+            # stored as (name, scale) pairs in init order, so that the frozen config stays hashable
+            pairs = tuple((n, float(self.init_scales[n])) for n in MLP_WEIGHT_NAMES if n in self.init_scales)
+            object.__setattr__(self, "init_scales", pairs)
+
+    def scale_of(self, name: str) -> float:
+        """κ of one weight matrix: its ``init_scales`` entry, else ``init_scale``."""
+        return dict(self.init_scales or {}).get(name, self.init_scale)
 
     @property
     def n_layers(self) -> int:
@@ -63,7 +88,12 @@ class MLPConfig:
         return 1
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.init_scales is None:
+            del d["init_scales"]  # configs without per-weight scales keep their old dicts (and run keys)
+        else:
+            d["init_scales"] = dict(self.init_scales)
+        return d
 
 
 class _Hooks(nn.Module):
@@ -127,11 +157,11 @@ class HookedMLP(HookedRootModule):
     def reset_parameters(self) -> None:
         """``W ~ normal(0, (κ / sqrt(d_in))²)`` from a generator seeded with ``cfg.seed``, drawn in the
         order W_E, W_in, W_out, W_U (on the CPU, then copied to the parameters' device, so that the
-        same seed gives the same weights everywhere)."""
+        same seed gives the same weights everywhere); κ is :meth:`MLPConfig.scale_of` each matrix."""
         g = torch.Generator().manual_seed(int(self.cfg.seed))
-        for w in (self.W_E, self.W_in, self.W_out, self.W_U):
-            d_in = w.shape[0]
-            w.copy_(torch.empty(w.shape, dtype=torch.float32).normal_(0.0, self.cfg.init_scale / math.sqrt(d_in), generator=g))
+        for name in MLP_WEIGHT_NAMES:
+            w, scale = getattr(self, name), self.cfg.scale_of(name)
+            w.copy_(torch.empty(w.shape, dtype=torch.float32).normal_(0.0, scale / math.sqrt(w.shape[0]), generator=g))
 
     def run_with_cache(self, *model_args, **kwargs) -> tuple[Tensor, ActivationCache]:
         """Logits and a TransformerLens ``ActivationCache`` of every hook (or those of

@@ -28,10 +28,11 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..errors import GrokinterpError, MaskError
-from ..tasks import require_modular
+from ..tasks import is_task, require_modular
 from .config import Model, ModelConfig, model_config, named_weights
 from .mlp import ACTIVATIONS, MLPConfig
 from .transformer import TransformerConfig, apply_attention_rate, transformer_tokens
+from .vector_mlp import VectorMLPConfig, vector_mlp_forward, vector_mlp_shapes
 
 __all__ = [
     "Activations",
@@ -40,6 +41,7 @@ __all__ = [
     "answer_logits",
     "as_weights",
     "check_task",
+    "fit_task",
     "grid_activations",
     "grid_pairs",
     "neuron_input_weights",
@@ -52,14 +54,18 @@ InputPath = Literal["ov", "embed"]
 @dataclass(frozen=True, eq=False)
 class ModelWeights:
     """A model's config and its parameters by state-dict name (``W_E``, ``W_in`` ... for the MLP;
-    ``embed.weight``, ``blocks.0.attn.v.weight`` ... for the transformer)."""
+    ``embed.weight``, ``blocks.0.attn.v.weight`` ... for the transformer; ``blocks.0.W_in``,
+    ``W_U`` ... for the vector MLP, which has no tokens, modulus or Fourier structure: the
+    modular-only members refuse it)."""
 
     config: ModelConfig
     tensors: Mapping[str, Tensor]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.config, (MLPConfig, TransformerConfig)):
-            raise GrokinterpError(f"expected an MLPConfig or TransformerConfig, got {type(self.config).__name__}")
+        if not isinstance(self.config, (MLPConfig, TransformerConfig, VectorMLPConfig)):
+            raise GrokinterpError(
+                f"expected an MLPConfig, TransformerConfig or VectorMLPConfig, got {type(self.config).__name__}"
+            )
         missing = [n for n in self._required() if n not in self.tensors]
         if missing:
             raise GrokinterpError(
@@ -72,18 +78,26 @@ class ModelWeights:
 
     # -------------------------------------------------------------------- names and shapes
     @property
-    def kind(self) -> Literal["mlp", "transformer"]:
+    def kind(self) -> Literal["mlp", "transformer", "vector_mlp"]:
+        if isinstance(self.config, VectorMLPConfig):
+            return "vector_mlp"
         return "mlp" if isinstance(self.config, MLPConfig) else "transformer"
 
     @property
     def p(self) -> int:
+        self._need_modular("a modulus p")
         return self.config.p
 
     @property
     def d_mlp(self) -> int:
+        """Width of the last hidden layer."""
+        if self.kind == "vector_mlp":
+            return self.config.widths[-1]
         return self.config.d_hidden if self.kind == "mlp" else self.config.d_mlp
 
     def _required(self) -> list[str]:
+        if self.kind == "vector_mlp":
+            return list(vector_mlp_shapes(self.config))
         if self.kind == "mlp":
             return ["W_E", "W_in", "W_out", "W_U"]
         names = ["embed.weight", "pos_embed.weight", "unembed.weight"]
@@ -94,6 +108,8 @@ class ModelWeights:
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
         c = self.config
+        if self.kind == "vector_mlp":
+            return vector_mlp_shapes(c)
         if self.kind == "mlp":
             return {
                 "W_E": (c.p, c.d_embed),
@@ -120,11 +136,13 @@ class ModelWeights:
     @property
     def embed_name(self) -> str:
         """Name of the token-embedding tensor (rows are tokens)."""
+        self._need_modular("a token embedding")
         return "W_E" if self.kind == "mlp" else "embed.weight"
 
     @property
     def neuron_names(self) -> tuple[str, str]:
         """Names of the last MLP layer's input and output matrices (as stored)."""
+        self._need_modular("neuron input and output matrices")
         if self.kind == "mlp":
             return "W_in", "W_out"
         last = f"blocks.{self.config.n_layers - 1}.mlp."
@@ -134,6 +152,7 @@ class ModelWeights:
     @cached_property
     def W_E(self) -> Float[Tensor, "p d"]:
         """Embedding of the first operand's p tokens (the shared embedding unless ``diff_vocab``)."""
+        self._need_modular("W_E")
         return self.tensors["W_E"] if self.kind == "mlp" else self.tensors["embed.weight"][: self.p]
 
     @cached_property
@@ -146,23 +165,27 @@ class ModelWeights:
 
     @cached_property
     def W_in(self) -> Float[Tensor, "d d_mlp"]:
+        self._need_modular("W_in")
         if self.kind == "mlp":
             return self.tensors["W_in"]
         return self.tensors[f"blocks.{self.config.n_layers - 1}.mlp.in.weight"].T
 
     @cached_property
     def W_out(self) -> Float[Tensor, "d_mlp d"]:
+        self._need_modular("W_out")
         if self.kind == "mlp":
             return self.tensors["W_out"]
         return self.tensors[f"blocks.{self.config.n_layers - 1}.mlp.out.weight"].T
 
     @cached_property
     def W_U(self) -> Float[Tensor, "d p"]:
-        return self.tensors["W_U"] if self.kind == "mlp" else self.tensors["unembed.weight"].T
+        """The unembedding (for a vector MLP: its readout, (h_last, d_out))."""
+        return self.tensors["W_U"] if self.kind in ("mlp", "vector_mlp") else self.tensors["unembed.weight"].T
 
     @cached_property
     def W_L(self) -> Float[Tensor, "d_mlp p"]:
         """Neuron→logit map ``W_out W_U`` (Nanda et al. 2023, Sec. 4)."""
+        self._need_modular("W_L")
         return self.W_out @ self.W_U
 
     def W_V(self, layer: int = 0) -> Float[Tensor, "heads d d_head"]:
@@ -177,27 +200,69 @@ class ModelWeights:
 
     def _need_transformer(self, what: str) -> None:
         if self.kind != "transformer":
-            raise GrokinterpError(f"{what} exists only for transformers; this is an MLP")
+            raise GrokinterpError(f"{what} exists only for transformers; this is an {self.kind.replace('_', ' ')}")
+
+    def _need_modular(self, what: str) -> None:
+        if self.kind == "vector_mlp":
+            raise GrokinterpError(
+                f"{what} belongs to modular-arithmetic models (the tickets MLP or a transformer); this is a vector MLP"
+            )
 
     # -------------------------------------------------------------------- forward
-    def forward(self, inputs: Int[Tensor, "N 2"]) -> "Activations":
+    def check_inputs(self, inputs) -> Tensor:
+        """``inputs`` validated (pairs in ``[0, p)``, or vectors of ``d_in``) and on the weights'
+        device: what :meth:`forward` and :meth:`logits` take with ``checked=True`` (the trainer
+        checks its split once instead of every step)."""
+        if self.kind == "vector_mlp":
+            return self._vectors(inputs)
+        return _check_pairs(inputs, self.p).to(self.W_E.device)
+
+    def forward(self, inputs: Int[Tensor, "N 2"], *, checked: bool = False) -> "Activations":
         """Logits, neurons, final residual and attention at the answer position for pairs
-        ``(a, b)``; differentiable in the tensors (see :func:`grid_activations` for analyses)."""
-        inputs = _check_pairs(inputs, self.p).to(self.W_E.device)
+        ``(a, b)``; differentiable in the tensors (see :func:`grid_activations` for analyses).
+        A vector MLP takes its input vectors and gives its outputs, last hidden activations (as
+        ``post`` and ``resid``) and no attention. ``checked``: ``inputs`` come from
+        :meth:`check_inputs`."""
+        if not checked:
+            inputs = self.check_inputs(inputs)
+        if self.kind == "vector_mlp":
+            out, post = vector_mlp_forward(self.config, self.tensors, inputs)
+            return Activations(out, post, post, None)
         return _mlp_forward(self, inputs) if self.kind == "mlp" else _transformer_forward(self, inputs)
 
-    def logits(self, inputs: Int[Tensor, "N 2"]) -> Float[Tensor, "N p"]:
+    def logits(self, inputs: Int[Tensor, "N 2"], *, checked: bool = False) -> Float[Tensor, "N p"]:
         """Logits over the p answers for pairs ``(a, b)``: the training and evaluation path.
 
         MLP: ``act(P[a] + P[b]) W_L`` with ``P = W_E W_in`` and ``W_L = W_out W_U``, the tickets
         paper's ``act((E_a + E_b) W_in) W_out W_U`` re-associated so that the (N, d_embed)
         activations are never formed (O(N d_mlp p) instead of O(N d_embed (d_mlp + p)) per step).
-        Transformer: :meth:`forward`'s logits."""
+        Transformer: :meth:`forward`'s logits. Vector MLP: its outputs for input vectors
+        (:func:`~grokinterp.models.vector_mlp.vector_mlp_forward`). ``checked`` as for :meth:`forward`."""
         if self.kind != "mlp":
-            return self.forward(inputs).logits
-        inputs = _check_pairs(inputs, self.p).to(self.W_E.device)
+            return self.forward(inputs, checked=checked).logits
+        if not checked:
+            inputs = self.check_inputs(inputs)
         P = self.W_E @ self.W_in
         return ACTIVATIONS[self.config.act](F.embedding(inputs[:, 0], P) + F.embedding(inputs[:, 1], P)) @ self.W_L
+
+    def _vectors(self, inputs) -> Float[Tensor, "N d_in"]:
+        inputs = torch.as_tensor(inputs)
+        d_in = self.config.d_in
+        if inputs.ndim != 2 or inputs.shape[1] != d_in:
+            raise GrokinterpError(f"a vector MLP takes inputs of shape (N, {d_in}), got {tuple(inputs.shape)}")
+        W = self.tensors["W_U"]
+        return inputs.to(W.device, W.dtype)
+
+    def ones_logits(self) -> Tensor:
+        """The outputs for one all-ones input (SynFlow's data-free pass): a vector MLP reads the
+        all-ones vector; a token model reads any pair with every embedding row replaced by the
+        embedding's column sum (the all-ones vector over the one-hot positions)."""
+        if self.kind == "vector_mlp":
+            return self.logits(torch.ones(1, self.config.d_in))
+        w = dict(self.tensors)
+        E = w[self.embed_name]
+        w[self.embed_name] = E.sum(dim=0, keepdim=True).expand_as(E)
+        return ModelWeights(self.config, w).logits(torch.zeros(1, 2, dtype=torch.long))
 
     def with_mask(self, mask: Mapping[str, Tensor] | None) -> "ModelWeights":
         """The weights with ``W * mask`` for every masked name (a mask of the model's parameters)."""
@@ -232,8 +297,9 @@ def as_weights(model: ModelLike, mask: Mapping[str, Tensor] | None = None) -> Mo
 def answer_logits(
     model: Model, inputs: Int[Tensor, "batch 2"], weights: Mapping[str, Tensor] | None = None
 ) -> Float[Tensor, "batch p"]:
-    """Logits over the p answers of a live model for pairs ``(a, b)``, differentiable in its
-    parameters; ``weights`` replaces parameters by name (the trainer's masked weights ``W * m``).
+    """Logits over the p answers of a live model for pairs ``(a, b)`` (a vector MLP: its outputs for
+    input vectors), differentiable in its parameters; ``weights`` replaces parameters by name (the
+    trainer's masked weights ``W * m``).
     The hook-free path of training and evaluation (:meth:`ModelWeights.logits`); use the model's
     own ``run_with_hooks`` for interventions."""
     tensors = dict(named_weights(model))
@@ -259,8 +325,8 @@ def stacked_mlp_logits(
     W_L = torch.bmm(tensors["W_out"], tensors["W_U"])
     n, p = P.shape[0], P.shape[1]
     table = rearrange(P, "n p h -> (n p) h")  # copy i's rows at i * p ...
-    offsets = (torch.arange(n) * p)[:, None]
-    inputs = inputs.long()
+    offsets = (torch.arange(n, device=table.device) * p)[:, None]
+    inputs = inputs.to(table.device).long()
     pre = F.embedding(inputs[:, 0] + offsets, table) + F.embedding(inputs[:, 1] + offsets, table)
     return torch.bmm(ACTIVATIONS[act](pre), W_L)
 
@@ -283,14 +349,42 @@ def _check_pairs(inputs, p: int) -> Tensor:
 
 
 def check_task(model: "ModelLike", task):
-    """``task`` if it fits the model (a modular task with the model's p; ``None`` passes through),
-    else an error naming both moduli. The one place this check is made."""
+    """``task`` if it fits a modular analysis of the model (a modular task with the model's p;
+    ``None`` passes through), else an error naming both moduli, or saying that the task (or
+    model) is not modular arithmetic. The one place this check is made."""
     if task is None:
         return None
     task = require_modular(task)
-    p = model.p if isinstance(model, ModelWeights) else model_config(model).p
+    cfg = model.config if isinstance(model, ModelWeights) else model_config(model)
+    if isinstance(cfg, VectorMLPConfig):
+        raise GrokinterpError("this analysis needs a modular-arithmetic model (the tickets MLP or a transformer); got a vector MLP")
+    p = cfg.p
     if task.p != p:
         raise GrokinterpError(f"the model is built for p={p} but the task has p={task.p}")
+    return task
+
+
+def fit_task(model: "ModelLike", task):
+    """``task`` if the model can be trained and evaluated on it, else an error saying what does not
+    fit: a modular model needs a modular task with its p (:func:`check_task`); a vector MLP a task
+    on vectors with its input and output widths (``task.d_in``, ``task.d_out``). What the trainer,
+    the batched trainer and edge-popup check; they never ask the kind themselves."""
+    w = model if isinstance(model, ModelWeights) else None
+    cfg = w.config if w is not None else model_config(model)
+    if not isinstance(cfg, VectorMLPConfig):
+        return check_task(model, task)
+    if not is_task(task):
+        raise GrokinterpError(f"task must be a grokinterp task, got {type(task).__name__}")
+    d_in, d_out = getattr(task, "d_in", None), getattr(task, "d_out", None)
+    if not isinstance(d_in, int) or not isinstance(d_out, int):
+        raise GrokinterpError(
+            f"a vector MLP trains on a task of vectors (with d_in and d_out); got a {getattr(task, 'kind', '?')} task"
+        )
+    if (d_in, d_out) != (cfg.d_in, cfg.d_out):
+        raise GrokinterpError(
+            f"the vector MLP maps {cfg.d_in} inputs to {cfg.d_out} outputs, the {task.kind} task needs "
+            f"{d_in} inputs and {d_out} outputs; build the model with d_in={d_in}, d_out={d_out}"
+        )
     return task
 
 
@@ -305,6 +399,7 @@ def neuron_input_weights(model: ModelLike, path: InputPath | None = None) -> Flo
     at the ``b`` position, i.e. without the ``=`` token).
     """
     w = as_weights(model)
+    w._need_modular("neuron input weights over tokens")
     if w.kind == "mlp":
         if path not in (None, "embed"):
             raise GrokinterpError(f"an MLP has only the embedding path; got path={path!r}")
@@ -339,16 +434,43 @@ class Activations:
     pattern: Optional[Float[Tensor, "N layers heads n_ctx"]]
 
 
+#: Rows per forward pass of :func:`grid_activations`: a larger input is run in blocks of this many
+#: pairs, so that the intermediate tensors of the forward (keys, values, pre-activations of every
+#: position) stay bounded while the outputs are kept whole.
+GRID_BLOCK = 4096
+
+
 @torch.no_grad()
-def grid_activations(model: ModelLike, inputs: Int[Tensor, "N 2"] | None = None) -> Activations:
+def grid_activations(model: ModelLike, inputs: Int[Tensor, "N 2"] | None = None, block: int = GRID_BLOCK) -> Activations:
     """Forward pass returning logits, neurons, final residual and attention at the answer position.
 
     ``inputs`` defaults to the full grid, a-major (row ``a*p + b`` is ``(a, b)``). Same function as
     the model's forward (checked in the tests); the first layer's queries, keys and values are read
-    from per-(position, token) tables, since a first-layer input depends on one token only.
+    from per-(position, token) tables, since a first-layer input depends on one token only. Every
+    output row depends on its own pair only, so the pairs are run ``block`` at a time and the
+    outputs concatenated (peak memory: the outputs plus one block's intermediates).
     """
     w = as_weights(model)
-    return w.forward(grid_pairs(w.p) if inputs is None else inputs)
+    inputs = grid_pairs(w.p) if inputs is None else _check_pairs(inputs, w.p)
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise GrokinterpError(f"block must be a positive number of pairs, got {block!r}")
+    if inputs.shape[0] <= block:
+        return w.forward(inputs)
+    chunks = inputs.split(block)
+    first = w.forward(chunks[0])
+    fields = ("logits", "post", "resid", "pattern")
+    out = {}
+    for name in fields:  # the outputs are allocated once and filled block by block
+        t = getattr(first, name)
+        out[name] = None if t is None else t.new_empty((inputs.shape[0], *t.shape[1:]))
+    start = 0
+    for i, chunk in enumerate(chunks):
+        acts = first if i == 0 else w.forward(chunk)
+        for name in fields:
+            if out[name] is not None:
+                out[name][start : start + len(chunk)] = getattr(acts, name)
+        start += len(chunk)
+    return Activations(**out)
 
 
 def _mlp_forward(w: ModelWeights, inputs: Tensor) -> Activations:
@@ -394,14 +516,18 @@ def _transformer_forward(w: ModelWeights, inputs: Tensor) -> Activations:
         else:
             x_q = x[:, -1:] if last else x
             q, k, v = lin("attn.q", x_q), lin("attn.k", x), lin("attn.v", x)
-        q, k, v = (rearrange(t, "n s (h e) -> n h s e", h=heads) for t in (q, k, v))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(cfg.d_head)
+        # a context of 2-3 positions: products summed over broadcast axes, in the (n, position,
+        # head, e) layout of the projections, cost less than batched matrix products of 1x3 blocks
+        n_q = q.shape[1]
+        q = rearrange(q, "n q (h e) -> n q 1 h e", h=heads)
+        k, v = (rearrange(t, "n k (h e) -> n 1 k h e", h=heads) for t in (k, v))
+        scores = rearrange((q * k).sum(-1), "n q k h -> n h q k") / math.sqrt(cfg.d_head)
         if cfg.causal and not last:  # the answer position (the last query) reads every key anyway
             later = torch.ones(seq, seq, dtype=torch.bool, device=scores.device).triu(1)
             scores = scores.masked_fill(later, float("-inf"))
         pattern = apply_attention_rate(scores.softmax(-1), cfg.attn_rate, cfg.causal)
         patterns.append(pattern[:, :, -1])
-        z = rearrange(pattern @ v, "n h s e -> n s (h e)")
+        z = (rearrange(pattern, "n h q k -> n q k h 1") * v).sum(2).reshape(n, n_q, -1)  # Σ_k A[q, k] v_k, per head
         x_mid = x_q + lin("attn.o", z)
         post = act(lin("mlp.in", x_mid))
         x = x_mid + lin("mlp.out", post)

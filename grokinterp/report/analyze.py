@@ -16,6 +16,7 @@ import warnings
 
 import torch
 from einops import rearrange
+from torch import Tensor
 from tqdm import TqdmWarning
 
 with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto falls back to the text bar: quietly
@@ -24,23 +25,20 @@ with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto fall
 
 from ..circuits.clock_pizza import clock_or_pizza
 from ..circuits import attention_summary, excluded_loss, fourier_gini, progress_measures, restricted_loss, trig_identity_check, weight_norms
+from ..circuits.progress import select_epochs
 from ..errors import CheckpointError, GrokinterpError
 from ..fourier import (
     embedding_spectrum,
-    fft1d,
     fft2d,
     fourier_entropy,
-    key_frequencies,
-    neuron_frequencies,
     neuron_input_spectrum,
     neuron_logit_spectrum,
-    resolve_basis,
 )
 from ..fourier.basis import OP_SIGNS
-from ..fourier.pairs import observed_pairs
+from ..fourier.grid import GridAnalysis
 from ..masks import density, layer_density
 from ..metrics import grokking_times, split_scores
-from ..models import as_weights, attention_pattern, check_task, config_to_dict, grid_activations, is_model, model_config, model_device
+from ..models import as_weights, attention_pattern, check_task, config_to_dict, is_model, model_config, model_device
 from ..runs import Run, load_checkpoint, load_run
 from ..runs.importers import LEGACY_SUFFIXES, import_file
 from ..runs.layout import CONFIG
@@ -53,6 +51,8 @@ from .views import fourier_views
 __all__ = ["Report", "analyze", "analyze_runs", "run_folders"]
 
 METHODS = ("logit", "embed", "neuron")
+#: Values of the (p, p, answers) float64 logit grid the 2D logit spectrum transforms at once.
+SPECTRUM_BLOCK_ELEMENTS = 2**20
 
 
 # ------------------------------------------------------------------------------ input handling
@@ -127,21 +127,22 @@ def analyze(
         raise GrokinterpError(f"{source}: {e}") from None
     mask = run.mask if run is not None else None
     w = as_weights(model, mask)
-    B = resolve_basis(w, task)
-    acts = grid_activations(w)
+    g = GridAnalysis(w, task)  # the grid forward and the neuron decomposition, computed once for every section
+    B = g.basis
+    acts = g.activations
     circuit = task.op in OP_SIGNS
 
     metrics = {}
     grid_index = task.all_pairs[:, 0] * task.p + task.all_pairs[:, 1]
     for split in ("train", "test"):
         idx = task.train_indices if split == "train" else task.test_indices
-        logits = acts.logits[grid_index[idx].to(acts.logits.device)]  # the task's tensors are CPU, the model's may not be
-        metrics[f"{split}_loss"], metrics[f"{split}_acc"] = split_scores(task, logits, task.labels(split).to(logits.device))
+        rows = grid_index[idx].to(acts.logits.device)  # the task's tensors are CPU, the model's may not be
+        metrics[f"{split}_loss"], metrics[f"{split}_acc"] = _split_scores(task, acts.logits, rows, task.labels(split))
 
-    keys = {m: key_frequencies(w, task, method=m) for m in METHODS}
+    keys = {m: g.key_frequencies(m) for m in METHODS}
     freqs = keys["logit"]
-    nf = neuron_frequencies(w, task)
-    embed_coeffs = fft1d(w.W_E.T.double(), B)  # (d, n): Fourier coefficients of each embedding dim
+    nf = g.neuron_frequencies()
+    embed_coeffs = g.embed_coeffs  # (d, n): Fourier coefficients of each embedding dim
     row_norm = embed_coeffs.norm(dim=0)
     n_freq = B.n_freqs
     spectra = {
@@ -169,17 +170,16 @@ def analyze(
     if len(chosen) < n_grid_neurons:
         rest = [i for i in torch.argsort(nf.variance, descending=True).tolist() if i not in chosen]
         chosen += rest[: n_grid_neurons - len(chosen)]
-    observed = observed_pairs(B, task)
+    observed = g.observed
     outside = torch.ones(task.p * task.p, dtype=torch.bool, device=acts.post.device)
     outside[grid_index.to(outside.device)] = False  # pairs outside the task: shown blank, left out of fits
-    post = rearrange(acts.post.masked_fill(outside[:, None], float("nan")), "(a b) m -> m a b", a=task.p)
-    grids = {"neurons": chosen, "activations": [floats(post[i], 4) for i in chosen]}
+    shown = acts.post[:, torch.as_tensor(chosen, dtype=torch.long, device=acts.post.device)]
+    post = rearrange(shown.masked_fill(outside[:, None], float("nan")), "(a b) m -> m a b", a=task.p)
+    grids = {"neurons": chosen, "activations": [floats(post[j], 4) for j in range(len(chosen))]}
 
     spec2d = []  # the 2D spectrum needs every pair: left empty for a task with part of the grid
     if observed.full:
-        logit_grid = rearrange(acts.logits.double(), "(a b) c -> a b c", a=task.p)
-        logit_grid = logit_grid - logit_grid.mean(dim=(0, 1), keepdim=True)
-        spec2d = fft2d(logit_grid, B).norm(dim=-1)
+        spec2d = _logit_spectrum_2d(acts.logits, B)
 
     gini = fourier_gini(w, task)
     norms = weight_norms(w)
@@ -203,7 +203,7 @@ def analyze(
         views=fourier_views(w, B, nf, acts.post, chosen, full_grid=task.pairs == "all"),
     )
     if circuit and freqs:
-        check = trig_identity_check(w, task, freqs=freqs)
+        check = trig_identity_check(g, task, freqs=freqs)
         report.trig = {
             "supported": check.supported,
             "freqs": check.freqs,
@@ -214,13 +214,14 @@ def analyze(
             "verdicts": [asdict(v) for v in check.verdicts],
         }
         for name, fn in (("restricted_loss", restricted_loss), ("excluded_loss", excluded_loss)):
-            ab = fn(w, task, freqs)
+            ab = fn(g, task, freqs)
             setattr(report, name, {"loss": ab.loss, "full_loss": ab.full_loss, "freqs": ab.freqs,
                                    "per_frequency": {str(k): v for k, v in ab.per_frequency.items()}})
     if w.kind == "transformer":
-        report.attention = _attention_section(model, w, task)
+        report.attention = _attention_section(model, g, task)
     if task.op == "add" and task.pairs == "all" and freqs:
-        report.clock_pizza = _clock_pizza_section(model, task, freqs)
+        # the diagnostics read the model as loaded (for a masked run: its stored, unmasked weights)
+        report.clock_pizza = _clock_pizza_section(model, task, freqs, g if mask is None else None)
     if mask is not None:
         report.mask = _mask_section(model, w, mask, freqs, n_random_masks)
     if run is not None:
@@ -232,10 +233,40 @@ def analyze(
     return report
 
 
-def _clock_pizza_section(model, task, freqs) -> dict:
+def _split_scores(task, logits: Tensor, rows: Tensor, labels: Tensor) -> tuple[float, float]:
+    """:func:`grokinterp.metrics.split_scores` of the grid logits' ``rows``; a split of more than
+    :data:`SPECTRUM_BLOCK_ELEMENTS` logits is scored in blocks of rows (mean loss ``Σ_b n_b loss_b / N``,
+    accuracy from the count of correct rows), so that its float64 log-softmax stays bounded."""
+    labels = labels.to(logits.device)
+    if rows.numel() * logits.shape[1] <= SPECTRUM_BLOCK_ELEMENTS * 4:
+        return split_scores(task, logits[rows], labels)
+    step = max(1, SPECTRUM_BLOCK_ELEMENTS // logits.shape[1])
+    loss, correct = 0.0, 0
+    for r, y in zip(rows.split(step), labels.split(step)):
+        block_loss, block_acc = split_scores(task, logits[r], y)
+        loss += block_loss * len(r)
+        correct += round(block_acc * len(r))
+    return loss / rows.numel(), correct / rows.numel()
+
+
+def _logit_spectrum_2d(logits: Tensor, B) -> Tensor:
+    """``sqrt(Σ_c |F (L_c - mean L_c) F^T|²)``: the norm over the answers c of the 2D Fourier
+    components of each answer's logit grid ``L_c[a, b]`` centred over the grid, in blocks of answers
+    (at most :data:`SPECTRUM_BLOCK_ELEMENTS` float64 values of the grid at once)."""
+    grid = rearrange(logits, "(a b) c -> a b c", a=B.p)
+    step = max(1, SPECTRUM_BLOCK_ELEMENTS // (B.p * B.p))
+    norms = []
+    for c0 in range(0, B.p, step):
+        block = grid[..., c0 : c0 + step].double()
+        block = block - block.mean(dim=(0, 1), keepdim=True)
+        norms.append(fft2d(block, B).norm(dim=-1))
+    return norms[0] if len(norms) == 1 else torch.stack(norms, dim=-1).norm(dim=-1)
+
+
+def _clock_pizza_section(model, task, freqs, grid: GridAnalysis | None = None) -> dict:
     """Zhong et al.'s diagnostics (:mod:`grokinterp.circuits.clock_pizza`); for an MLP, which reads
     ``E_a + E_b``, gradient symmetricity is 1 by construction and the verdict rests on the logits."""
-    cp = clock_or_pizza(model, freqs, task)
+    cp = clock_or_pizza(model, freqs, task, grid=grid)
     return {
         "verdict": cp.verdict, "reason": cp.reason, "gradient_symmetricity": cp.gradient_symmetricity,
         "distance_irrelevance": cp.distance_irrelevance, "circularity": cp.circularity,
@@ -243,8 +274,8 @@ def _clock_pizza_section(model, task, freqs) -> dict:
     }
 
 
-def _attention_section(model, w, task) -> dict:
-    summary = attention_summary(w, task)
+def _attention_section(model, g: GridAnalysis, task) -> dict:
+    summary = attention_summary(g, task)
     examples = task.test_inputs[:1] if len(task.test_inputs) else task.train_inputs[:1]
     pattern = attention_pattern(model, examples.to(model_device(model)))[0]
     a, b = examples[0].tolist()
@@ -274,20 +305,20 @@ def _mask_section(model, w, mask, freqs, n_random) -> dict:
 
 
 def _progress_section(run: Run, task, every, mask, prune_ratio: float) -> list[dict]:
-    frame = progress_measures(run, every=every, task=task, per_frequency=False)
-    epochs = [int(e) for e in frame["epoch"].tolist()]
-    entropy, embed_spec, logit_spec = [], [], []
-    for epoch in tqdm(epochs, desc=f"analyze {Path(run.path).name}", unit="ckpt", leave=True):
-        w = run.model_weights(epoch)
-        embed_spec.append(floats(embedding_spectrum(w, task), 4))
-        logit_spec.append(floats(neuron_logit_spectrum(w, task).square().sum(1).sqrt(), 4))
+    epochs = select_epochs(run.checkpoint_epochs, every)
+    bar = tqdm(total=len(epochs), desc=f"analyze {Path(run.path).name}", unit="ckpt", leave=True)
+
+    def spectra(g: GridAnalysis) -> dict:  # from the checkpoint the progress measures loaded
         try:
-            entropy.append(fourier_entropy(w, "in", task=task))
+            entropy = fourier_entropy(g.weights, "in", task=task)
         except GrokinterpError:
-            entropy.append(None)
-    frame["fourier_entropy"] = entropy
-    frame["embedding_spectrum"] = embed_spec
-    frame["logit_spectrum"] = logit_spec
+            entropy = None
+        bar.update(1)
+        return {"fourier_entropy": entropy, "embedding_spectrum": floats(embedding_spectrum(g.weights, task), 4),
+                "logit_spectrum": floats(neuron_logit_spectrum(g.weights, task).square().sum(1).sqrt(), 4)}
+
+    with bar:
+        frame = progress_measures(run, every=every, task=task, per_frequency=False, extra=spectra)
     if mask is None and len(epochs) > 1:
         trajectory = mask_trajectory(run, prune_ratio, epochs=epochs)
         frame["jaccard_prev"] = [None] + trajectory["jaccard"].tolist()

@@ -45,13 +45,19 @@ def load_json(text_or_path: str | Path, what: str):
 def floats(t: Tensor | list, digits: int = 6) -> list:
     """A tensor as nested lists of floats rounded to ``digits`` significant digits (NaN → None)."""
     values = t.detach().double().tolist() if isinstance(t, Tensor) else t
+    spec = f".{digits}g"
+
+    def number(x):
+        if x is None or (isinstance(x, float) and not math.isfinite(x)):
+            return None
+        return float(format(x, spec))
 
     def r(x):
         if isinstance(x, list):
+            if not any(isinstance(v, list) for v in x):  # a row of numbers: one comprehension, no call per value
+                return [None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(format(v, spec)) for v in x]
             return [r(v) for v in x]
-        if x is None or (isinstance(x, float) and not math.isfinite(x)):
-            return None
-        return float(f"{x:.{digits}g}")
+        return number(x)
 
     return r(values)
 

@@ -36,7 +36,8 @@ MAX_EMBED_DIRECTIONS = 128
 
 
 def _rows(t: Tensor, digits: int = 4) -> list:
-    return [[float(f"{v:.{digits}g}") for v in row] for row in t.detach().double().cpu().tolist()]
+    spec = f".{digits}g"
+    return [[float(format(v, spec)) for v in row] for row in t.detach().double().cpu().tolist()]
 
 
 def sorted_columns(coeffs: Float[Tensor, "n d"], limit: int | None = None) -> Tensor:
@@ -75,11 +76,12 @@ def fourier_views(w: ModelWeights, B: FourierBasis, nf: NeuronFrequencies, post:
     order = sorted_columns(embed, MAX_EMBED_DIRECTIONS)
     logit_map = fft1d(w.W_L.double(), B)  # (d_mlp, n)
     neuron_in = fft1d(neuron_input_weights(w).T.double(), B).T  # (n, d_mlp)
-    grid = rearrange(post.double(), "(a b) m -> a b m", a=w.p)
+    neurons = [int(i) for i in neurons] if full_grid else []
+    shown = post[:, torch.as_tensor(neurons, dtype=torch.long, device=post.device)]  # the kept neurons only
+    grid = rearrange(shown.double(), "(a b) m -> a b m", a=w.p)
     spectra = []
-    neurons = list(neurons) if full_grid else []
-    for i in neurons:
-        s = fft2d(grid[:, :, i], B).abs()
+    for j in range(len(neurons)):
+        s = fft2d(grid[:, :, j], B).abs()
         s[0, 0] = 0.0
         spectra.append(_rows(s, 3))
     freqs, cluster_rows = cluster_logit_norms(logit_map, nf)
@@ -92,7 +94,7 @@ def fourier_views(w: ModelWeights, B: FourierBasis, nf: NeuronFrequencies, post:
         "logit_map": _rows(logit_map, 3),
         "neuron_input": _rows(neuron_in, 3),
         "neuron_input_path": "W_E W_in" if w.kind == "mlp" else "W_E (sum_h W_V^h W_O^h) W_in",
-        "neuron_spectra_2d": {"neurons": [int(i) for i in neurons], "spectra": spectra},
+        "neuron_spectra_2d": {"neurons": neurons, "spectra": spectra},
         "cluster_logit": {"frequencies": freqs, "norms": _rows(cluster_rows, 4)},
         "svd": {"singular_values": [float(f"{v:.5g}") for v in S.tolist()], "vectors": _rows(U.T, 4)},
     }

@@ -9,7 +9,10 @@
       resume.safetensors   optimiser and learner state at the last checkpoint (for resume)
       .lock                present while a writer holds the run: who it is
 
-A sweep folder holds one run folder per point and a CSV table.
+A sweep folder holds one run folder per point and a CSV table. A reproduction folder
+(``grokinterp reproduce``) holds ``runs/<spec key>/`` (one run folder each), ``manifest.json``
+(which experiment, role and seed each run folder is) and the report as ``report.json``,
+``report.md`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ __all__ = [
     "MASK",
     "METRICS",
     "LOCK",
+    "REPRO_MANIFEST",
+    "REPRO_REPORT_HTML",
+    "REPRO_REPORT_JSON",
+    "REPRO_REPORT_MD",
+    "REPRO_RUNS",
     "RESUME",
     "RunPaths",
     "checkpoint_epoch",
@@ -116,3 +124,11 @@ def sweep_point_name(kind: str, *, ticket_epoch: int | None = None, prune_ratio:
         "critical": [k],
     }[kind]
     return "_".join(p for p in parts if p)
+
+
+# reproduction folders ---------------------------------------------------------------------
+REPRO_RUNS = "runs"  # one run folder per spec key
+REPRO_MANIFEST = "manifest.json"
+REPRO_REPORT_JSON = "report.json"
+REPRO_REPORT_MD = "report.md"
+REPRO_REPORT_HTML = "report.html"

@@ -3,21 +3,23 @@
 :func:`execute` checks every plan's run folder first (one that holds another run is refused before
 anything trains; a finished run is read back, not trained), groups the unfinished runs that share a
 shape (:func:`grokinterp.training.stack_key`) into batches of at most :data:`MAX_STACK` that train as
-one stacked model (:func:`grokinterp.training.train_batched`; other runs train one at a time), hands
+one stacked model (:func:`grokinterp.training.train_batched`; other runs, and plans with a learner of
+their own such as edge-popup, train one at a time), hands
 the batches to an executor and shows the sweep's progress. A run that fails is reported with its
 error; the others go on. Each run folder resumes by itself, so a killed sweep, run again, trains only
 what was unfinished. :func:`run_sweep` gives the table (pandas, one row per plan, in order).
 
-``executor="auto"`` (the default) runs in this process when the remaining work is small (below
-:data:`POOL_MIN_WORK` parameter-epochs, about what starting worker processes costs) or fits one
-batch, and in a local process pool otherwise.
+``executor="auto"`` (the default) runs in this process: the batches one after another when they are
+one (or there is one core), else in threads of this process, one per core, each with one intra-op
+thread (:class:`~grokinterp.sweeps.executors.ThreadExecutor`: no process to start, so even a short
+sweep gains the cores). ``"process"`` and Dask take the same batches elsewhere.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -29,19 +31,18 @@ with warnings.catch_warnings():  # without ipywidgets in Jupyter, tqdm.auto fall
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm
 
-from ..errors import GrokinterpError
+from ..errors import GrokinterpError, TrainingCancelled
 from ..metrics import grokking_times
 from ..models import Model, named_weights
 from ..runs import RunWriter, check_same_spec, read_resume_state
 from ..safeio import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text
-from ..training import TrainResult, run_finished, stack_key, train, train_batched
-from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, default_workers
+from ..training import Cancel, TrainResult, run_finished, stack_key, train, train_batched
+from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, ThreadExecutor, default_workers
 from .plan import RunPlan
 
-__all__ = ["MAX_STACK", "POOL_MIN_WORK", "Outcome", "execute", "run_plan", "run_sweep", "sweep_table", "train_plans", "write_table"]
+__all__ = ["MAX_STACK", "Outcome", "execute", "run_plan", "run_sweep", "sweep_table", "train_plans", "write_table"]
 
 MAX_STACK = 16  # past about 16 copies the stacked step is memory-bound and gains nothing
-POOL_MIN_WORK = 5e8  # parameter-epochs: about the training that starting a pool of workers costs (seconds)
 
 
 @dataclass
@@ -67,9 +68,13 @@ class Outcome:
         return TrainResult(model, self.history, Path(self.run_dir) if self.run_dir else None)
 
 
-def train_plans(plans: Sequence[RunPlan], keep_models: bool = False) -> list[Outcome]:
+def train_plans(plans: Sequence[RunPlan], keep_models: bool = False, *, cancel: Cancel | None = None) -> list[Outcome]:
     """Train ``plans`` (one batch) in this process: stacked when they share a shape, else one by
-    one; a plan that fails gets an outcome with its error. This is what every executor runs."""
+    one; a plan that fails gets an outcome with its error. This is what every executor runs.
+
+    ``cancel``: the event of a :class:`~grokinterp.sweeps.executors.ThreadExecutor` (this batch
+    runs in one of its threads): every run trains with one intra-op thread and stops with
+    :class:`~grokinterp.errors.TrainingCancelled` once the event is set."""
     jobs, outcomes = [], []
     for plan in plans:
         try:
@@ -79,17 +84,21 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False) -> list[Out
     ready = [j for j in jobs if not isinstance(j, Exception)]
     keys = {stack_key(j) for j in ready}
     if len(ready) > 1 and len(keys) == 1 and None not in keys:
-        results = iter(train_batched(ready, return_exceptions=True))
+        results = iter(train_batched(ready, return_exceptions=True, cancel=cancel))
         trained = [j if isinstance(j, Exception) else next(results) for j in jobs]
     else:
         trained = []
-        for job in jobs:
+        for plan, job in zip(plans, jobs):
             if isinstance(job, Exception):
                 trained.append(job)
                 continue
+            config = job.config
+            if cancel is not None and config.threads not in (None, 1):  # threads share the process's setting
+                config = replace(config, threads=1)
             try:
-                trained.append(train(job.model, job.task, job.config, job.out_dir, job.mask, resume=job.resume,
-                                     parent=job.parent, parent_key=job.parent_key))
+                trained.append(_train_job(plan, job, config, cancel))
+            except TrainingCancelled:
+                raise
             except Exception as e:  # noqa: BLE001
                 trained.append(e)
     for plan, r in zip(plans, trained):
@@ -101,14 +110,19 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False) -> list[Out
     return outcomes
 
 
+def _train_job(plan: RunPlan, job, config=None, cancel: Cancel | None = None) -> TrainResult:
+    """One plan trained alone in this process (with the plan's learner, if it has one; ``config``:
+    the job's, or the same with the thread count an executor fixed)."""
+    return train(job.model, job.task, job.config if config is None else config, job.out_dir, job.mask, resume=job.resume,
+                 parent=job.parent, parent_key=job.parent_key, learner=plan.build_learner(job.model), cancel=cancel)
+
+
 def run_plan(plan: RunPlan, executor: Union[str, Executor, Any] = "inline", *, workers: int | None = None) -> TrainResult:
     """Train one plan and return its result; errors are raised (in this process, as
     :func:`~grokinterp.training.train` raises them; elsewhere as a :class:`GrokinterpError` with the
     worker's message)."""
     if executor in ("inline", "auto") or isinstance(executor, InlineExecutor):
-        job = plan.job()
-        return train(job.model, job.task, job.config, job.out_dir, job.mask, resume=job.resume, parent=job.parent,
-                     parent_key=job.parent_key)
+        return _train_job(plan, plan.job())
     outcome = execute([plan], executor, workers=workers, progress=False)[0]
     if outcome.error is not None:
         raise GrokinterpError(f"the run for {plan.out_dir or 'memory'} failed: {outcome.error}")
@@ -136,9 +150,9 @@ def folder_outcome(plan: RunPlan) -> Optional[Outcome]:
 def execute(plans: Sequence[RunPlan], executor: Union[str, Executor, Any] = "auto", *, workers: int | None = None,
             progress: bool = True) -> list[Outcome]:
     """One :class:`Outcome` per plan, in order (see the module docstring). ``executor``: ``"auto"``,
-    ``"inline"``, ``"process"``, ``"dask"`` (a new ``LocalCluster``), a Dask scheduler address or
-    ``Client``, or an :class:`~grokinterp.sweeps.executors.Executor`; ``workers``: processes
-    (default: every core)."""
+    ``"inline"``, ``"threads"``, ``"process"``, ``"dask"`` (a new ``LocalCluster``), a Dask
+    scheduler address or ``Client``, or an :class:`~grokinterp.sweeps.executors.Executor`;
+    ``workers``: threads or processes (default: every core)."""
     plans = list(plans)
     for plan in plans:
         if not isinstance(plan, RunPlan):
@@ -151,7 +165,7 @@ def execute(plans: Sequence[RunPlan], executor: Union[str, Executor, Any] = "aut
     runner = _executor(executor, workers, [plans[i] for i in todo])
     batches = _batches(todo, plans, runner.workers)
     bar = _SweepProgress(len(plans), len(plans) - len(todo), progress)
-    keep = isinstance(runner, InlineExecutor)
+    keep = isinstance(runner, (InlineExecutor, ThreadExecutor))
 
     def started(b: int) -> None:
         bar.start(len(batches[b]))
@@ -176,50 +190,40 @@ class _BatchTrainer:
     def __init__(self, keep_models: bool):
         self.keep_models = keep_models
 
-    def __call__(self, plans):
-        return train_plans(plans, self.keep_models)
+    def __call__(self, plans, cancel: Cancel | None = None):
+        return train_plans(plans, self.keep_models, cancel=cancel)
 
 
 def _executor(executor, workers, todo: Sequence[RunPlan]) -> Executor:
     if executor == "auto":
         n = workers or default_workers()
-        work = sum(_work(p) for p in todo)
-        if n == 1 or len(_batches(list(range(len(todo))), todo, n)) < 2 or work < POOL_MIN_WORK:
+        if n == 1 or len(_batches(list(range(len(todo))), todo, n)) < 2:
             return InlineExecutor()
-        return ProcessExecutor(n)
+        return ThreadExecutor(n)
     if executor == "inline":
         return InlineExecutor()
     if executor == "process":
         return ProcessExecutor(workers)
+    if executor == "threads":
+        return ThreadExecutor(workers)
     if executor == "dask":
         return DaskExecutor(None, workers)
     if isinstance(executor, str):
         if "://" in executor or ":" in executor:
             return DaskExecutor(executor, workers)
         raise GrokinterpError(
-            f"unknown executor {executor!r}; expected 'auto', 'inline', 'process', 'dask', a Dask scheduler address or a Client"
+            f"unknown executor {executor!r}; expected 'auto', 'inline', 'threads', 'process', 'dask', a Dask scheduler address or a Client"
         )
     if type(executor).__module__.split(".")[0] == "distributed":
         return DaskExecutor(executor, workers)  # a dask.distributed Client
-    if isinstance(executor, (InlineExecutor, ProcessExecutor, DaskExecutor)) or all(
+    if isinstance(executor, (InlineExecutor, ThreadExecutor, ProcessExecutor, DaskExecutor)) or all(
         hasattr(executor, a) for a in ("name", "workers", "run")
     ):
         return executor
     raise GrokinterpError(
-        f"executor must be 'auto', 'inline', 'process', 'dask', a Dask scheduler address, a dask.distributed.Client "
+        f"executor must be 'auto', 'inline', 'threads', 'process', 'dask', a Dask scheduler address, a dask.distributed.Client "
         f"or an Executor, got {type(executor).__name__}"
     )
-
-
-def _work(plan: RunPlan) -> float:
-    """Parameter-epochs of a plan (the cost estimate behind ``executor="auto"``)."""
-    m = plan.model
-    if m.get("kind") == "mlp":
-        n = 2 * m["d_embed"] * (m["p"] + m["d_hidden"])
-    else:
-        d, hd = m.get("d_model", 128), m.get("n_heads", 4) * m.get("d_head", 32)
-        n = 2 * d * (m["p"] + 1) + m.get("n_layers", 1) * (4 * d * hd + 2 * d * m.get("d_mlp", 512))
-    return float(n) * plan.train.epochs
 
 
 def _batches(todo: Sequence[int], plans: Sequence[RunPlan], workers: int) -> list[list[int]]:
@@ -239,7 +243,7 @@ def _batches(todo: Sequence[int], plans: Sequence[RunPlan], workers: int) -> lis
 
 
 def _plan_stack_key(plan: RunPlan) -> Optional[str]:
-    if plan.model.get("kind") != "mlp" or plan.task_object().loss != "cross_entropy":
+    if plan.model.get("kind") != "mlp" or plan.learner is not None or plan.task_object().loss != "cross_entropy":
         return None
     shape = {k: plan.model[k] for k in ("p", "d_embed", "d_hidden", "act")}
     return repr((sorted(plan.task.items()), sorted(shape.items())))

@@ -1,9 +1,14 @@
-"""Where a sweep's work runs: in this process, in a local process pool, or on a Dask cluster.
+"""Where a sweep's work runs: in this process, in its threads, in a local process pool, or on a Dask
+cluster.
 
 An executor runs ``fn(item)`` for each item, at most :attr:`workers` at a time, and reports each
 start and each end (result or exception) to the sweep, which counts runs done, running and failed.
 
 - :class:`InlineExecutor`: one after another in this process (one worker).
+- :class:`ThreadExecutor`: ``workers`` threads of this process, each training its batch with one
+  intra-op thread (torch releases the GIL inside every operation, so the threads share the cores;
+  nothing is started or imported, so a short sweep pays no start-up). Interrupted, it sets a cancel
+  event that every run checks before each step, and the runs stop within one epoch, resumable.
 - :class:`ProcessExecutor`: a pool of ``workers`` local processes started with ``spawn`` (no
   fork of a process holding torch's threads), each with one torch thread and
   ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep instead of spinning on a shared core).
@@ -18,13 +23,16 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import torch
 
 from ..errors import GrokinterpError
+from ..training import training_settings
 
-__all__ = ["DaskExecutor", "Executor", "InlineExecutor", "ProcessExecutor", "WORKER_ENV", "default_workers"]
+__all__ = ["DaskExecutor", "Executor", "InlineExecutor", "ProcessExecutor", "ThreadExecutor", "WORKER_ENV", "default_workers"]
 
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
@@ -42,7 +50,8 @@ def default_workers() -> int:
 
 class Executor(Protocol):
     """Runs ``fn`` over ``items`` with at most ``workers`` in flight; ``started(i)`` when item ``i``
-    is handed to a worker, ``finished(i, result, error)`` when it comes back."""
+    is handed to a worker, ``finished(i, result, error)`` when it comes back. Executors that run
+    ``fn`` in threads of this process call ``fn(item, cancel=event)``."""
 
     name: str
     workers: int
@@ -65,6 +74,42 @@ class InlineExecutor:
                 finished(i, None, e)
             else:
                 finished(i, result, None)
+
+
+class ThreadExecutor:
+    """``workers`` threads of this process (default: every core), one intra-op thread each."""
+
+    name = "threads"
+
+    def __init__(self, workers: int | None = None):
+        self.workers = _check_workers(workers)
+
+    def run(self, fn: Callable, items: Sequence, started: Started, finished: Finished) -> None:
+        cancel = threading.Event()
+        # the process-wide settings every batch would set, set once: a batch that ends restores
+        # exactly these, never the caller's, while the others still train
+        with training_settings(1), ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(items))),
+                                                      thread_name_prefix="grokinterp-sweep") as pool:
+            done: queue.Queue = queue.Queue()
+            pending = list(range(len(items)))[::-1]
+            in_flight = 0
+            try:
+                while pending or in_flight:
+                    while pending and in_flight < self.workers:
+                        i = pending.pop()
+                        started(i)
+                        future = pool.submit(fn, items[i], cancel=cancel)
+                        future.add_done_callback(lambda f, i=i: done.put((i, f)))
+                        in_flight += 1
+                    i, future = done.get()
+                    in_flight -= 1
+                    error = future.exception()
+                    if error is not None and not isinstance(error, Exception):
+                        raise error  # an interrupt or exit inside a worker thread stops the sweep, as it would inline
+                    finished(i, None if error is not None else future.result(), error)
+            except BaseException:
+                cancel.set()  # the threads stop before their next step; the pool joins them
+                raise
 
 
 def init_worker() -> None:

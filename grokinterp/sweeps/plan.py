@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional, Protocol
 
 from torch import Tensor
 
@@ -22,9 +22,22 @@ from ..masks import Mask, check_mask, density, mask_digest
 from ..models import Model, build_model, config_from_dict, config_to_dict, model_config, named_weights
 from ..runs import load_weights, spec_key
 from ..tasks import Task, task_from_dict
-from ..training import TrainConfig, TrainJob, mask_record, run_record
+from ..training import Learner, Schedule, TrainConfig, TrainJob, mask_record, run_record
 
-__all__ = ["RunPlan", "weights_digest"]
+__all__ = ["LearnerPlan", "RunPlan", "weights_digest"]
+
+
+class LearnerPlan(Protocol):
+    """How a plan's run trains when it is not plain (masked) training: picklable data that builds
+    the :class:`~grokinterp.training.Learner` for a model (edge-popup:
+    :class:`grokinterp.tickets.EdgePopupPlan`). ``kind`` names the learner in the run's spec;
+    ``to_dict`` describes the settings as JSON."""
+
+    kind: str
+
+    def build(self, model: Model) -> Learner: ...
+
+    def to_dict(self) -> dict: ...
 
 
 def weights_digest(weights: Mapping[str, Tensor]) -> str:
@@ -56,12 +69,24 @@ class RunPlan:
     parent_key: Optional[str] = None
     labels: Mapping = field(default_factory=dict)
     reuse: bool = True
+    learner: Optional[Any] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.train, TrainConfig):
+        if self.learner is None and not isinstance(self.train, TrainConfig):
             raise GrokinterpError(f"RunPlan.train must be a TrainConfig, got {type(self.train).__name__}")
-        task_from_dict(self.task)  # raises naming what is wrong
-        config_from_dict(self.model)
+        if self.learner is not None:
+            if not all(hasattr(self.learner, a) for a in ("kind", "build", "to_dict")):
+                raise GrokinterpError(
+                    f"RunPlan.learner must be a learner plan (kind, build, to_dict), got {type(self.learner).__name__}"
+                )
+            if not isinstance(self.train, Schedule):
+                raise GrokinterpError(f"RunPlan.train must be a Schedule for a learner plan, got {type(self.train).__name__}")
+            if self.mask is not None:
+                raise GrokinterpError("a learner plan learns its own mask; give it no input mask")
+        # raise naming what is wrong; the dicts as the run's record will hold them (defaults filled
+        # in), so the plan's key is the key of the run it trains
+        object.__setattr__(self, "task", task_from_dict(self.task).to_dict())
+        object.__setattr__(self, "model", config_to_dict(config_from_dict(self.model)))
         if self.out_dir is not None:
             object.__setattr__(self, "out_dir", str(Path(self.out_dir)))
 
@@ -82,6 +107,10 @@ class RunPlan:
     # ------------------------------------------------------------------ identity
     def record(self) -> dict:
         """The record the loop writes for this run (without its key and schedule-only changes)."""
+        if self.learner is not None:
+            learner = self.build_learner(self.build_model())
+            return run_record(self.task_object(), self.model, self.train, learner.kind, learner.record(), self.parent,
+                              self.parent_key)
         return run_record(self.task_object(), self.model, self.train, "dense", mask_record(self.mask), self.parent,
                           self.parent_key)
 
@@ -102,6 +131,7 @@ class RunPlan:
             "parent": dict(self.parent) if self.parent else None,
             "parent_key": self.parent_key,
             "labels": dict(self.labels),
+            **({"learner": self.learner.to_dict()} if self.learner is not None else {}),
         }
 
     # ------------------------------------------------------------------ building
@@ -114,6 +144,10 @@ class RunPlan:
         if self.init is not None:
             load_weights(model, self.init, f"the initial weights of the run planned for {self.out_dir or 'memory'}")
         return model
+
+    def build_learner(self, model: Model) -> Optional[Learner]:
+        """The learner of a learner plan for ``model`` (``None``: the loop's default, dense training)."""
+        return None if self.learner is None else self.learner.build(model)
 
     def job(self) -> TrainJob:
         """The loop's arguments for this run (a fresh model each call)."""

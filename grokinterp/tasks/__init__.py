@@ -1,27 +1,48 @@
-"""Tasks: the protocol the trainer and analyses use, and the modular-arithmetic data sets."""
+"""Tasks: the protocol the trainer and analyses use, modular arithmetic, and the tasks on vectors
+(polynomial regression, sparse parity, image classification)."""
 
 from typing import Mapping
 
 from ..errors import GrokinterpError
+from .images import IMAGE_SOURCES, MNIST_IDX_FILES, ImageClassification, read_idx, read_mnist
 from .modular import OPS, SPLIT_RULES, ModularArithmetic, is_prime
+from .parity import ENCODINGS, SparseParity
+from .presets import PAPER_PRESETS, Preset
 from .protocol import SPLITS, Split, Task, check_split, is_task, kind_of, require_modular
+from .regression import PolynomialRegression
+from .vector import derived_seed
 
 __all__ = [
+    "ENCODINGS",
+    "IMAGE_SOURCES",
+    "MNIST_IDX_FILES",
     "OPS",
+    "PAPER_PRESETS",
+    "Preset",
     "SPLITS",
     "SPLIT_RULES",
     "TASKS",
+    "ImageClassification",
     "ModularArithmetic",
+    "PolynomialRegression",
+    "SparseParity",
     "Split",
     "Task",
     "check_split",
+    "derived_seed",
     "is_prime",
     "is_task",
+    "read_idx",
+    "read_mnist",
     "require_modular",
     "task_from_dict",
 ]
 
-TASKS = {"modular_arithmetic": ModularArithmetic}
+#: Every task class by its ``kind`` (what ``to_dict()["kind"]`` says; modular arithmetic's dict
+#: has no ``kind``).
+TASKS = {
+    cls.kind: cls for cls in (ModularArithmetic, PolynomialRegression, SparseParity, ImageClassification)
+}
 
 
 def task_from_dict(d: Mapping) -> Task:

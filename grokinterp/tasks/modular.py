@@ -94,6 +94,7 @@ class ModularArithmetic:
 
     kind: ClassVar[str] = "modular_arithmetic"
     loss: ClassVar[str] = "cross_entropy"
+    accuracy_rule: ClassVar[str] = "argmax"
 
     p: int
     op: str = "add"

@@ -1,10 +1,13 @@
 """What the trainer and the analyses need of a task.
 
 A task is a finite supervised data set split into ``"train"`` and ``"test"``: per split, a tensor of
-inputs and one of labels; the name of its loss (``"cross_entropy"``, taken in float64 by
-:mod:`grokinterp.metrics`); a seed that fixed its split; and a JSON description (``to_dict``) from
-which :func:`task_from_dict` rebuilds it exactly. Tasks with a modulus (modular arithmetic) also
-have ``p``: the Fourier analyses ask for one and refuse other tasks (:func:`require_modular`).
+inputs and one of labels; the name of its loss (``"cross_entropy"`` or ``"mse"``, taken in float64
+by :mod:`grokinterp.metrics`); what accuracy means (``accuracy_rule``: ``"argmax"``, the default
+when a task does not say, or ``"squared_error"`` with the task's ``squared_error_bound``); a seed
+that fixed its split; and a JSON description (``to_dict``) from which :func:`task_from_dict`
+rebuilds it exactly. Tasks with a modulus (modular arithmetic) also have ``p``: the Fourier
+analyses ask for one and refuse other tasks (:func:`require_modular`). Tasks on vectors also say
+the input width and output width a model needs (``d_in``, ``d_out``).
 
 New tasks plug in by satisfying :class:`Task` and registering their class in :data:`TASKS`; the
 training loop never asks what kind of task it has.
@@ -27,7 +30,8 @@ SPLITS = ("train", "test")
 
 @runtime_checkable
 class Task(Protocol):
-    """The task protocol (structural: any object with these members is a task)."""
+    """The task protocol (structural: any object with these members is a task; ``accuracy_rule``
+    is optional and defaults to ``"argmax"``)."""
 
     kind: str
     loss: str

@@ -37,16 +37,33 @@ from .controls import (
     pruned_at_init_plan,
     ticket_controls,
 )
-from .search import CriticalPruneRatio, critical_prune_ratio, ticket_epoch_sweep, ticket_prune_sweep
+from .search import (
+    CriticalPruneRatio,
+    check_threshold,
+    critical_prune_ratio,
+    largest_generalising,
+    ticket_epoch_sweep,
+    ticket_prune_sweep,
+)
 from .structure import jaccard_distance, layer_jaccard_distance, mask_trajectory
 from .alignment import FrequencyAlignment, mask_frequency_alignment, mask_frequency_share
-from .popup import EdgePopupConfig, EdgePopupLearner, EdgePopupResult, edge_popup, edge_popup_mask, load_scores
+from .popup import (
+    EdgePopupConfig,
+    EdgePopupLearner,
+    EdgePopupPlan,
+    EdgePopupResult,
+    edge_popup,
+    edge_popup_mask,
+    edge_popup_plan,
+    load_scores,
+)
 
 __all__ = [
     "PRUNERS",
     "CriticalPruneRatio",
     "EdgePopupConfig",
     "EdgePopupLearner",
+    "EdgePopupPlan",
     "EdgePopupResult",
     "FrequencyAlignment",
     "Mask",
@@ -56,16 +73,19 @@ __all__ = [
     "check_mask",
     "check_prune_ratio",
     "compare_masks",
+    "check_threshold",
     "critical_prune_ratio",
     "density",
     "edge_popup",
     "edge_popup_mask",
+    "edge_popup_plan",
     "grasp_mask",
     "grasp_scores",
     "grokking_ticket",
     "jaccard_distance",
     "layer_density",
     "layer_jaccard_distance",
+    "largest_generalising",
     "load_mask",
     "load_scores",
     "magnitude_mask",

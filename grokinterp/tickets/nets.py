@@ -14,9 +14,10 @@
 
 ``Net.logits(weights, inputs)`` evaluates the network with every tensor replaced by ``weights``
 (so scores can be taken at any weights, in any dtype). ``Net.ones_logits(weights)`` is the forward
-pass on one all-ones input, for SynFlow: for token models the one-hot input of every position is
-replaced by the all-ones vector, which is the same as replacing every embedding row by the column
-sum of the embedding matrix and feeding any single token.
+pass on one all-ones input, for SynFlow (:meth:`~grokinterp.models.ModelWeights.ones_logits`): for
+token models the one-hot input of every position is replaced by the all-ones vector, which is the
+same as replacing every embedding row by the column sum of the embedding matrix and feeding any
+single token; a vector MLP reads the all-ones vector.
 """
 
 from __future__ import annotations
@@ -87,18 +88,14 @@ def _override(net: Net, weights: Mapping[str, Tensor]) -> None:
 def _model_net(model) -> Net:
     config = model_config(model)
     tensors = {n: p.detach() for n, p in named_weights(model).items()}
-    embed = ModelWeights(config, tensors).embed_name
 
     def logits(weights: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
         return ModelWeights(config, dict(weights)).logits(inputs)
 
     def ones_logits(weights: Mapping[str, Tensor]) -> Tensor:
-        w = dict(weights)
-        E = w[embed]
-        w[embed] = E.sum(dim=0, keepdim=True).expand_as(E)
-        return ModelWeights(config, w).logits(torch.zeros(1, 2, dtype=torch.long))
+        return ModelWeights(config, dict(weights)).ones_logits()
 
-    return Net(tensors, prunable_names(model), logits, ones_logits, "mlp" if embed == "W_E" else "transformer")
+    return Net(tensors, prunable_names(model), logits, ones_logits, ModelWeights(config, tensors).kind)
 
 
 def _module_net(module: nn.Module, input_shape: Sequence[int] | None) -> Net:

@@ -27,6 +27,10 @@ the mask at that epoch is :func:`edge_popup_mask` of them), ``resume.safetensors
 states at the last checkpoint, for ``resume=True``) and ``mask.safetensors`` (the final mask, written
 at the end).
 
+As a sweep: :func:`edge_popup_plan` gives the run as a :class:`grokinterp.sweeps.RunPlan` (its
+learner an :class:`EdgePopupPlan`), so edge-popup runs train next to other runs on any executor; a
+plan's run is the very run :func:`edge_popup` makes with the same arguments (same record, same key).
+
 Resume: ``edge_popup(..., out_dir=d, resume=True)`` continues a killed run in ``d`` from its last
 checkpoint (weights, scores, both optimisers, the mask of the last evaluation) and gives the same
 numbers as an uninterrupted run. Only the schedule (``epochs``, ``eval_every``,
@@ -47,17 +51,19 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, GrokinterpError
 from ..masks import Mask, density
 from ..metrics import grokking_times
-from ..models import Model, as_weights, build_model, check_task, is_model, model_config, named_weights
+from ..models import Model, as_weights, build_model, fit_task, is_model, model_config, named_weights
 from ..runs import Run, RunWriter, as_run, load_weights
 from ..safeio import read_safetensors
 from ..runs.layout import RunPaths
 from ..tasks import Task
 from ..checks import check_betas, check_rate, check_seed
-from ..training import Schedule, train
+from ..sweeps import RunPlan
+from ..training import Schedule, adamw, train
 from .nets import Include, as_net, resolve_include
 from .select import check_prune_ratio, n_keep, top_k_flat
 
-__all__ = ["EdgePopupConfig", "EdgePopupLearner", "EdgePopupResult", "edge_popup", "edge_popup_mask", "load_scores"]
+__all__ = ["EdgePopupConfig", "EdgePopupLearner", "EdgePopupPlan", "EdgePopupResult", "edge_popup", "edge_popup_mask",
+           "edge_popup_plan", "load_scores"]
 
 SCORES = "scores"  # the per-checkpoint state folder of an edge-popup run
 SCORE_INITS = ("uniform", "kaiming_uniform", "magnitude")
@@ -69,8 +75,8 @@ class EdgePopupConfig(Schedule):
     AdamW betas and the weight decay of the weights).
 
     ``weights``: ``"frozen"`` or ``"joint"``. ``score_*``: AdamW on the scores; ``weight_*``: AdamW
-    on the weights (joint mode only). ``score_init``: ``"uniform"`` or ``"magnitude"``; ``seed``
-    seeds the uniform init. Schedule fields as in :class:`~grokinterp.training.Schedule`.
+    on the weights (joint mode only). ``score_init``: ``"uniform"``, ``"kaiming_uniform"`` or
+    ``"magnitude"`` (see the module docstring); ``seed`` seeds the random inits. Schedule fields as in :class:`~grokinterp.training.Schedule`.
     """
 
     epochs: int = 2000
@@ -176,13 +182,13 @@ class EdgePopupLearner:
         self.scores = _init_scores(self.params, names, cfg)
         self.keep = {n: n_keep(self.params[n].numel(), prune_ratio) for n in names}
         self.was_trainable = {n: p.requires_grad for n, p in self.params.items()}
-        self.optimisers = [("scores/", torch.optim.AdamW(
-            list(self.scores.values()), lr=cfg.score_lr, betas=cfg.score_betas, weight_decay=cfg.score_weight_decay
+        self.optimisers = [("scores/", adamw(
+            self.scores.values(), lr=cfg.score_lr, betas=cfg.score_betas, weight_decay=cfg.score_weight_decay
         ), self.scores)]
         if cfg.weights == "joint":
             trainable = {n: p for n, p in self.params.items() if p.requires_grad}
-            self.optimisers.append(("weights/", torch.optim.AdamW(
-                list(trainable.values()), lr=cfg.weight_lr, betas=cfg.weight_betas, weight_decay=cfg.weight_decay
+            self.optimisers.append(("weights/", adamw(
+                trainable.values(), lr=cfg.weight_lr, betas=cfg.weight_betas, weight_decay=cfg.weight_decay
             ), trainable))
         self.prev_mask = edge_popup_mask(self.scores, prune_ratio)
 
@@ -251,6 +257,25 @@ class EdgePopupLearner:
             writer.write_config(record)
 
 
+@dataclass(frozen=True)
+class EdgePopupPlan:
+    """The learner of an edge-popup run as data (a :class:`grokinterp.sweeps.LearnerPlan`): the
+    prune ratio per tensor, the tensors with scores and the settings. It pickles to worker
+    processes; :meth:`build` makes the :class:`EdgePopupLearner` for the run's model."""
+
+    prune_ratio: float
+    names: tuple[str, ...]
+    config: EdgePopupConfig
+
+    kind = "edge_popup"
+
+    def build(self, model: Model) -> EdgePopupLearner:
+        return EdgePopupLearner(model, self.prune_ratio, list(self.names), self.config)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "prune_ratio": self.prune_ratio, "include": list(self.names), **self.config.to_dict()}
+
+
 def _init_scores(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig) -> dict[str, nn.Parameter]:
     g = torch.Generator().manual_seed(int(cfg.seed))
     out = {}
@@ -287,8 +312,45 @@ def _source(source, epoch, task) -> tuple[Model, Task, dict, Optional[str]]:
         )
     if task is None:
         raise GrokinterpError("edge_popup needs a task: pass task= or a run that records one")
-    check_task(model, task)
+    fit_task(model, task)
     return model, task, info, key
+
+
+def _settings(config: EdgePopupConfig | None, overrides: Mapping) -> EdgePopupConfig:
+    cfg = config if config is not None else EdgePopupConfig()
+    if not isinstance(cfg, EdgePopupConfig):
+        raise GrokinterpError(f"config must be an EdgePopupConfig, got {type(cfg).__name__}")
+    try:
+        return dataclasses.replace(cfg, **overrides)
+    except TypeError as e:
+        raise GrokinterpError(f"unknown edge-popup setting: {e}; expected fields of EdgePopupConfig") from None
+
+
+def edge_popup_plan(
+    source,
+    prune_ratio: float = 0.6,
+    out_dir: str | Path | None = None,
+    *,
+    epoch: int | None = None,
+    task: Task | None = None,
+    include: Include = None,
+    config: EdgePopupConfig | None = None,
+    reuse: bool = True,
+    labels: Mapping | None = None,
+    **overrides,
+) -> RunPlan:
+    """The run of :func:`edge_popup` (same arguments) as a :class:`~grokinterp.sweeps.RunPlan`,
+    without training it: its initial weights are the source checkpoint's, its learner an
+    :class:`EdgePopupPlan`. ``reuse``: a folder already holding this run is read back if finished
+    and resumed if not. Hand it to :func:`grokinterp.sweeps.execute` with other plans."""
+    prune_ratio = check_prune_ratio(prune_ratio)
+    cfg = _settings(config, overrides)
+    model, task, info, key = _source(source, epoch, task)
+    names = tuple(resolve_include(as_net(model), include))
+    parent = {**info, "kind": "edge_popup", "prune_ratio": prune_ratio, "weights": cfg.weights}
+    return RunPlan.of(task, model, cfg, out_dir, learner=EdgePopupPlan(prune_ratio, names, cfg), parent=parent,
+                      parent_key=key, reuse=reuse, init_source={"run": info["run"], "epoch": info["epoch"]},
+                      labels=dict(labels or {}))
 
 
 def edge_popup(
@@ -323,13 +385,7 @@ def edge_popup(
     run_dir; ``times`` gives t_mem / t_gen of the masked network).
     """
     prune_ratio = check_prune_ratio(prune_ratio)
-    cfg = config if config is not None else EdgePopupConfig()
-    if not isinstance(cfg, EdgePopupConfig):
-        raise GrokinterpError(f"config must be an EdgePopupConfig, got {type(cfg).__name__}")
-    try:
-        cfg = dataclasses.replace(cfg, **overrides)
-    except TypeError as e:
-        raise GrokinterpError(f"unknown edge-popup setting: {e}; expected fields of EdgePopupConfig") from None
+    cfg = _settings(config, overrides)
     if resume and out_dir is None:
         raise GrokinterpError("resume=True needs the out_dir of the edge-popup run to continue")
     model, task, info, key = _source(source, epoch, task)

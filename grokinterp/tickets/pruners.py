@@ -15,7 +15,8 @@ Scores are computed at the weights you pass: the model's current parameters, or 
 (name -> tensor) when given. "Pruning at initialisation" means passing a freshly built model or a
 run's epoch-0 weights (what :mod:`grokinterp.tickets.ticket` and :mod:`grokinterp.tickets.controls` does). Scores are computed in float64.
 Data-dependent pruners (SNIP, GraSP) take ``data``: a task (:class:`~grokinterp.tasks.Task`)
-(its train split, full batch) or a pair ``(inputs, labels)``; the loss is the mean cross-entropy.
+(its train split, full batch) or a pair ``(inputs, labels)``; the loss is the mean cross-entropy
+(for a task with another loss, e.g. squared error, the task's loss, without GraSP's temperature).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import Tensor
 from ..errors import GrokinterpError
 from ..tasks import Task, is_task
 from ..masks import Mask
+from ..metrics import task_loss
 from .nets import Include, Net, as_net, double_weights, flat_logits, leaf_weights, resolve_include
 from .select import Scope, check_prune_ratio, check_scope, mask_from_scores
 
@@ -69,6 +71,8 @@ def _batch(data: Data) -> tuple[Tensor, Tensor]:
 def _loss(net: Net, weights: Mapping[str, Tensor], data: Data, temperature: float = 1.0) -> Tensor:
     x, y = _batch(data)
     logits = flat_logits(net, weights, x)
+    if is_task(data) and data.loss != "cross_entropy":  # e.g. squared error: the task's own loss, no temperature
+        return task_loss(data, logits.double(), y)
     return F.cross_entropy(logits.double() / temperature, y)
 
 

@@ -77,8 +77,10 @@ def mask_trajectory(
             f"{run.path}: need at least two checkpoints{'' if every is None else f' at multiples of {every}'}; "
             f"the run has checkpoints at {run.checkpoint_epochs}"
         )
+    base = run.model_at(epochs[0])  # one model: each checkpoint's tensors stand in for its weights by name
+
     def mask_at(epoch: int):
-        return magnitude_mask(run.model_at(epoch), prune_ratio, scope, include)
+        return magnitude_mask(base, prune_ratio, scope, include, weights=run.weights_at(epoch))
 
     rows = []
     prev_epoch, prev_mask = epochs[0], mask_at(epochs[0])

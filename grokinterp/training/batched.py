@@ -4,9 +4,9 @@ Runs that share a shape (the same task and the same tickets-MLP architecture; di
 seed, initial weights, mask, learning rate, weight decay, warm-up or schedule) take each full-batch
 step together: their weights (masked where they have a mask) are stacked on a leading axis, one
 batched forward (:func:`grokinterp.models.stacked_mlp_logits`) gives every run's logits, the losses
-(:func:`grokinterp.metrics.stacked_cross_entropy_f64`, one per run) are summed so that one backward
+(:func:`grokinterp.metrics.train_loss`, one per run) are summed so that one backward
 pass gives each run exactly its own gradient (d(sum)/d(loss_j) = 1), and one AdamW shared by all
-runs (each run's parameters in the group with its settings) steps them with one foreach update.
+runs (each run's parameters in the group with its settings) steps them with one fused update.
 
 Each run keeps its own :class:`~grokinterp.training.loop.LoopState`: it opens, resumes, evaluates,
 logs and checkpoints through the same code as a run trained alone by :func:`train`, so it writes the
@@ -27,13 +27,13 @@ from typing import Mapping, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from ..errors import GrokinterpError
-from ..metrics import stacked_cross_entropy_f64
-from ..models import MLPConfig, Model, check_task, model_config, named_weights, stacked_mlp_logits
+from ..errors import GrokinterpError, TrainingCancelled
+from ..metrics import train_loss
+from ..models import MLPConfig, Model, fit_task, model_config, named_weights, stacked_mlp_logits
 from ..runs import RunWriter
-from ..tasks import Task
+from ..tasks import SPLITS, Task
 from .config import TrainConfig
-from .loop import LoopState, TrainResult, check_config, epoch_bar, training_settings
+from .loop import Cancel, LoopState, TrainResult, check_cancel, check_config, epoch_bar, training_settings
 
 __all__ = ["MLP_WEIGHTS", "TrainJob", "stack_key", "train_batched"]
 
@@ -57,23 +57,27 @@ class TrainJob:
 
 def stack_key(job: TrainJob) -> Optional[str]:
     """What must agree for runs to train in one stack (the task, and the MLP's p, widths and
-    activation), as a string; ``None`` for a run that trains alone (a transformer, a task whose
-    loss is not cross-entropy)."""
+    activation), as a string; ``None`` for a run that trains alone (a transformer, a vector MLP, a
+    task whose loss is not cross-entropy, a run in mini-batches)."""
     cfg = model_config(job.model)
     if not isinstance(cfg, MLPConfig) or job.task.loss != "cross_entropy" or not isinstance(job.config, TrainConfig):
+        return None
+    if job.config.batch_size is not None:  # the stacked step is full batch
         return None
     shape = {"p": cfg.p, "d_embed": cfg.d_embed, "d_hidden": cfg.d_hidden, "act": cfg.act}
     return json.dumps({"task": job.task.to_dict(), "mlp": shape}, sort_keys=True)
 
 
-def train_batched(jobs: Sequence[TrainJob], *, return_exceptions: bool = False) -> list[Union[TrainResult, Exception]]:
+def train_batched(jobs: Sequence[TrainJob], *, return_exceptions: bool = False,
+                  cancel: Optional[Cancel] = None) -> list[Union[TrainResult, Exception]]:
     """Train ``jobs`` (each as :func:`~grokinterp.training.train` would, with the default learner)
     in lockstep as one stacked model; every job must have the same :func:`stack_key`.
 
     Returns one :class:`TrainResult` per job, in order. ``return_exceptions``: a job that cannot
     start (its folder holds another run, a bad setting) gets its exception in its place and the
     others train; otherwise the first error is raised. A finished run in a job's folder is read
-    back as :func:`train` would, without training."""
+    back as :func:`train` would, without training. ``cancel``: as for :func:`train` (checked
+    before every step; a cancelled stack raises, whatever ``return_exceptions`` says)."""
     jobs = list(jobs)
     if not jobs:
         return []
@@ -97,7 +101,9 @@ def train_batched(jobs: Sequence[TrainJob], *, return_exceptions: bool = False) 
                 continue
             optimiser = optimiser or states[-1][1].learner.optimisers[0][1]
         try:
-            _lockstep([s for _, s in states])
+            _lockstep([s for _, s in states], cancel)
+        except TrainingCancelled:
+            raise
         except Exception as e:  # noqa: BLE001
             if not return_exceptions:
                 raise
@@ -111,7 +117,7 @@ def train_batched(jobs: Sequence[TrainJob], *, return_exceptions: bool = False) 
 
 def _open_job(job: TrainJob, locks: contextlib.ExitStack, optimiser) -> LoopState:
     config = check_config(job.config, None)
-    check_task(job.model, job.task)
+    fit_task(job.model, job.task)
     if job.resume and job.out_dir is None:
         raise GrokinterpError("resume=True needs the out_dir of the run to continue")
     writer = RunWriter(job.out_dir) if job.out_dir is not None else None
@@ -121,7 +127,7 @@ def _open_job(job: TrainJob, locks: contextlib.ExitStack, optimiser) -> LoopStat
                            parent_key=job.parent_key, optimiser=optimiser)
 
 
-def _lockstep(states: Sequence[LoopState]) -> None:
+def _lockstep(states: Sequence[LoopState], cancel: Optional[Cancel] = None) -> None:
     """Step every unfinished run together until each has finished (see the module docstring)."""
     running = [s for s in states if not s.finished]
     try:
@@ -132,7 +138,8 @@ def _lockstep(states: Sequence[LoopState]) -> None:
         first = running[0]
         optimiser = first.learner.optimisers[0][1]
         act = model_config(first.model).act
-        x, y = first.task.inputs("train"), first.task.labels("train")
+        device = next(iter(named_weights(first.model).values())).device  # a task's tensors live on the CPU
+        x, y = first.task.inputs("train").to(device), first.task.labels("train").to(device)
         epoch = min(s.start_epoch for s in running)
         last = max(s.config.epochs for s in running)
         bar = None
@@ -142,9 +149,11 @@ def _lockstep(states: Sequence[LoopState]) -> None:
             epoch += 1
             live = [s for s in running if not s.finished and s.start_epoch < epoch]
             if live:
+                check_cancel(cancel, epoch)
                 _stacked_step(live, optimiser, act, epoch, x, y)
+                outputs = _stacked_eval([s for s in live if s.evaluates_at(epoch)], act, device)
                 for s in live:
-                    s.after_step(epoch)
+                    s.after_step(epoch, outputs.get(id(s)))
             if bar is not None:
                 bar.update(1)
         if bar is not None:
@@ -152,6 +161,20 @@ def _lockstep(states: Sequence[LoopState]) -> None:
     finally:
         for s in running:
             s.end()
+
+
+@torch.no_grad()
+def _stacked_eval(due: Sequence[LoopState], act: str, device) -> dict[int, dict[str, Tensor]]:
+    """Each split's logits of the runs evaluated at this epoch, from one stacked forward (the
+    same numbers as each run's own forward: the stacked forward is the single one, copy by copy);
+    ``{}`` for fewer than two runs (they evaluate themselves)."""
+    if len(due) < 2:
+        return {}
+    weights = [{**named_weights(s.model), **(s.learner.weights(train=False) or {})} for s in due]
+    stacked = {n: torch.stack([w[n] for w in weights]) for n in MLP_WEIGHTS}
+    task = due[0].task
+    logits = {split: stacked_mlp_logits(act, stacked, task.inputs(split).to(device)) for split in SPLITS}
+    return {id(s): {split: logits[split][i] for split in SPLITS} for i, s in enumerate(due)}
 
 
 def _stacked_step(live: Sequence[LoopState], optimiser: torch.optim.Optimizer, act: str, epoch: int,
@@ -163,7 +186,7 @@ def _stacked_step(live: Sequence[LoopState], optimiser: torch.optim.Optimizer, a
         s.learner.warm_up(epoch)
         weights.append({**named_weights(s.model), **(s.learner.weights(train=True) or {})})
     stacked = {n: torch.stack([w[n] for w in weights]) for n in MLP_WEIGHTS}
-    losses = stacked_cross_entropy_f64(stacked_mlp_logits(act, stacked, x), y)
+    losses = train_loss(live[0].task, stacked_mlp_logits(act, stacked, x), y)
     optimiser.zero_grad(set_to_none=True)
     losses.sum().backward()
     optimiser.step()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Mapping, Optional
 
-from ..checks import check_betas, check_count, check_flag, check_rate
+from ..checks import check_betas, check_count, check_flag, check_rate, check_seed
 from ..errors import GrokinterpError
 
 __all__ = ["Schedule", "TrainConfig"]
@@ -52,13 +52,24 @@ class Schedule:
 
 @dataclass(frozen=True)
 class TrainConfig(Schedule):
-    """Full-batch AdamW (``lr``, ``weight_decay``, ``betas``) with a linear learning-rate warm-up
-    ``lr * min(1, step / warmup_epochs)``, plus the :class:`Schedule` fields."""
+    """AdamW (``lr``, ``weight_decay``, ``betas``) with a linear learning-rate warm-up
+    ``lr * min(1, epoch / warmup_epochs)``, plus the :class:`Schedule` fields.
+
+    ``batch_size``: ``None`` (default) takes one full-batch step per epoch; an integer ``B`` takes
+    ``ceil(n_train / B)`` steps per epoch, over the train split in the order of a permutation drawn
+    afresh each epoch from ``(batch_seed, epoch)`` (:func:`grokinterp.training.batches.epoch_order`),
+    the last batch holding the remainder. So a resumed run, which restarts at a checkpointed epoch,
+    sees exactly the batches of an uninterrupted one. When one batch holds the whole split
+    (``B >= n_train``) the split keeps its own order: the run equals the full-batch run bit for bit.
+    ``batch_size`` and ``batch_seed`` are part of the run's identity, recorded only when mini-batches
+    are used (full-batch configs keep their old records and keys)."""
 
     lr: float = 1e-3
     weight_decay: float = 1.0
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_epochs: int = 0
+    batch_size: Optional[int] = None
+    batch_seed: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,3 +77,12 @@ class TrainConfig(Schedule):
         check_rate("weight_decay", self.weight_decay, positive=False)
         object.__setattr__(self, "betas", check_betas("betas", self.betas))
         check_count("warmup_epochs", self.warmup_epochs)
+        if self.batch_size is not None:
+            check_count("batch_size", self.batch_size, minimum=1)
+        check_seed("batch_seed", self.batch_seed)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if self.batch_size is None:
+            del d["batch_size"], d["batch_seed"]  # full batch: the record of every earlier run
+        return d

@@ -4,9 +4,9 @@ The recorded loss is taken in float64 (after grokking the train loss falls below
 resolution near 1). The loss a training step minimises (:func:`train_loss`) is, for cross-entropy,
 :func:`cross_entropy_relative`: float32 arithmetic arranged so that every term and every gradient
 keeps its relative precision however small it gets, which is what grokking needs of float64, at a
-fifth of its cost (``benchmarks/step_speed.py``). A task names its loss
-(:attr:`grokinterp.tasks.Task.loss`: cross-entropy or squared error) and
-its accuracy rule (``accuracy_rule``: argmax, or squared error below the task's bound);
+third (one model) to a seventh (16 stacked) of its cost (``benchmarks/step_speed.py``). A task
+names its loss (:attr:`grokinterp.tasks.Task.loss`: cross-entropy or squared error) and its
+accuracy rule (``accuracy_rule``: argmax, or squared error below the task's bound);
 :func:`task_loss` and :func:`task_accuracy` compute them, so no caller asks what kind of task it has.
 ``t_mem`` / ``t_gen`` (Nanda et al. 2023; Minegishi et al.) are the first evaluated epochs whose
 train / test accuracy exceeds a threshold (0.95), and ``tau_grok = t_gen / t_mem``.
@@ -86,9 +86,9 @@ def cross_entropy_relative(logits: Float[Tensor, "*m n c"], labels: Int[Tensor, 
     ``softmax_y - 1 = -Σ_{j≠y} e^{d_j - s} / (...)``, each taken without cancellation. After
     memorisation the correct class dominates, the loss is ``≈ Σ_{j≠y} e^{d_j}`` and naive float32
     gives 0 (``1 - softmax_y`` rounds away below 6e-8); here it keeps float32's relative precision
-    down to 1e-38 (float64's log-softmax loses relative precision below about 1e-16), at about a
-    fifth of the float64 cost (``benchmarks/step_speed.py``). The recorded losses (:func:`evaluate`)
-    stay in float64.
+    down to 1e-38 (float64's log-softmax loses relative precision below about 1e-16), at a third
+    (one model) to a seventh (16 stacked) of the float64 cost (``benchmarks/step_speed.py``). The
+    recorded losses (:func:`evaluate`) stay in float64.
 
     Each row is reduced over its own contiguous classes and each model's mean over its own rows,
     so a stack of models gets, bit for bit, the loss and gradient each would get alone."""

@@ -150,8 +150,12 @@ def write_report(report: Mapping, out: str | Path) -> dict:
     dump_json(report, paths["json"], indent=1)
     atomic_write_text(paths["markdown"], render_markdown(report))
     runs = report["runs"]
-    sections = [("Verdicts", _html_table(["claim", "status", "detail", "paper", "rule"],
-                                         [[c["id"], c["status"], c["detail"], c["paper"], c["rule"]] for c in report["claims"]])),
+    rules: dict[str, list[str]] = {}  # each rule once, with the claims it judges
+    for c in report["claims"]:
+        rules.setdefault(c["rule"], []).append(c["id"])
+    sections = [("Verdicts", _html_table(["claim", "status", "detail", "paper"],
+                                         [[c["id"], c["status"], c["detail"], c["paper"]] for c in report["claims"]])),
+                ("Rules of the verdicts", _html_table(["claims", "rule"], [[", ".join(ids), rule] for rule, ids in rules.items()])),
                 ("Settings: paper text and official code",
                  _html_table(["setting", "paper text", "official code", "used here"],
                              [[s["name"], s["text"], s["code"], s["used"]] for s in report["settings"]]))]

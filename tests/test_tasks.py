@@ -133,3 +133,14 @@ def test_split_rules_by_name():
     assert half.train_indices.tolist() == sorted(order[: half.n_train])
     with pytest.raises(GrokinterpError, match="split must be one of"):
         ModularArithmetic(13, split="numpy")
+
+
+def test_the_codes_pair_set_a_le_b_is_the_mirror_of_a_ge_b():
+    le, ge = ModularArithmetic(11, "sub", "a<=b", 0.4), ModularArithmetic(11, "sub", "a>=b", 0.4)
+    assert le.n_pairs == ge.n_pairs == 11 * 12 // 2
+    assert bool((le.all_pairs[:, 0] <= le.all_pairs[:, 1]).all())
+    assert {tuple(x) for x in le.all_pairs.tolist()} == {(b, a) for a, b in ge.all_pairs.tolist()}
+    a, b = le.all_pairs.T
+    assert torch.equal(le.labels("all"), (a - b) % 11)  # a different data set from the mirror for sub
+    with pytest.raises(GrokinterpError, match="'a<=b'"):
+        ModularArithmetic(11, "add", "b<a", 0.4)

@@ -49,7 +49,7 @@ class PaperSetting:
 
 PAPER_SETTINGS: tuple[PaperSetting, ...] = (
     PaperSetting("pairs (p = 67)", "a > b (2211 pairs)", "a <= b (2278 pairs)",
-                 "a >= b (2278 pairs): the code's set mirrored, identical for commutative ops"),
+                 "a <= b (2278 pairs), the code's"),
     PaperSetting("train fraction", "40 %", "40 % (911 of 2278 pairs)", "40 %"),
     PaperSetting("model", "MLP: W_E (67x500) shared by a and b, ReLU((E_a + E_b) W_in) W_out W_U, 500-48-500, no biases",
                  "the same", "HookedMLP(p=67, d_embed=500, d_hidden=48)"),
@@ -234,14 +234,14 @@ def _full() -> TicketsPaperPreset:
         read_epochs=(600, 1000, 1400, 2000),
     )
     transformer = TransformerPreset(
-        preset="tickets", pairs="a>=b", frac_train=0.4,
+        preset="tickets", pairs="a<=b", frac_train=0.4,
         base=TrainConfig(epochs=20_000, lr=1e-3, weight_decay=1.0, eval_every=20, checkpoint_every=1000, progress=False),
         retrain=TrainConfig(epochs=20_000, lr=1e-3, weight_decay=1.0, eval_every=20, checkpoint_every=2000,
                             stop_at_test_acc=0.99, progress=False),
         pai=_pai_variants(("snip", "grasp", "synflow_original"), ("init",)),
     )
     return TicketsPaperPreset(
-        name="full", quick=False, p=67, pairs="a>=b", frac_train=0.4, d_embed=500, d_hidden=48,
+        name="full", quick=False, p=67, pairs="a<=b", frac_train=0.4, d_embed=500, d_hidden=48,
         base=base, retrain=retrain, prune_ratio=0.6, ticket_epoch=None,
         prune_ratios=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
         ticket_epochs=(1000, 5000, 10_000, 15_000, 20_000, 25_000, 30_000), full_ticket_epoch=25_000,

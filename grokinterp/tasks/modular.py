@@ -50,7 +50,8 @@ OPS: dict[str, tuple[Callable[[Tensor, Tensor, int], Tensor], bool, bool]] = {
     "x3+xy": (lambda a, b, p: (a * a * a + a * b) % p, False, False),
 }
 
-PairSet = Literal["all", "a>b", "a>=b"]
+PairSet = Literal["all", "a>b", "a>=b", "a<=b"]
+PAIR_SETS = ("all", "a>b", "a>=b", "a<=b")
 MAX_P = 2048  # 4.2 million pairs; a model's logits over the grid are p³ numbers (8.6e9 at this p)
 SplitRule = Literal["permutation", "python_shuffle", "torch_randperm"]
 #: The seeded split conventions by name (see :class:`ModularArithmetic`).
@@ -65,8 +66,9 @@ class ModularArithmetic:
         p: modulus (``mul`` and ``div`` need a prime p).
         op: one of ``OPS``: add, sub, mul, div (a * b^-1, pairs with b = 0 left out), x2+y2,
             x2+xy+y2, x3+xy.
-        pairs: ``"all"`` (p² pairs), ``"a>b"`` (p(p-1)/2, the tickets paper) or ``"a>=b"``
-            (p(p+1)/2, the tickets paper's code).
+        pairs: ``"all"`` (p² pairs), ``"a>b"`` (p(p-1)/2, the tickets paper's text), ``"a<=b"``
+            (p(p+1)/2, the tickets paper's code) or its mirror ``"a>=b"`` (the same data for
+            symmetric ops, a different set for sub, div and x3+xy).
         frac_train: fraction of the pairs in the train split; ``n_train = floor(frac_train * n)``
             (p=113, all pairs, 0.3 → 3830; p=67, a>=b, 0.4 → 911).
         seed: seed of the split permutation (independent of any model seed).
@@ -125,8 +127,8 @@ class ModularArithmetic:
             raise GrokinterpError(
                 f"op {self.op!r} needs a prime p (so that Z_p^* is a group), got composite p={self.p}"
             )
-        if self.pairs not in ("all", "a>b", "a>=b"):
-            raise GrokinterpError(f"pairs must be 'all', 'a>b' or 'a>=b', got {self.pairs!r}")
+        if self.pairs not in PAIR_SETS:
+            raise GrokinterpError(f"pairs must be one of {', '.join(repr(s) for s in PAIR_SETS)}, got {self.pairs!r}")
         if self.split not in SPLIT_RULES:
             raise GrokinterpError(f"split must be one of {list(SPLIT_RULES)}, got {self.split!r}")
         if not 0.0 < float(self.frac_train) < 1.0:
@@ -154,6 +156,8 @@ class ModularArithmetic:
             keep &= a > b
         elif self.pairs == "a>=b":
             keep &= a >= b
+        elif self.pairs == "a<=b":
+            keep &= a <= b
         if OPS[self.op][2]:
             keep &= b != 0
         return torch.stack([a[keep], b[keep]], dim=1)

@@ -86,30 +86,41 @@ class ThreadExecutor:
 
     def run(self, fn: Callable, items: Sequence, started: Started, finished: Finished) -> None:
         cancel = threading.Event()
+
+        def submit(i: int, done: queue.Queue) -> None:
+            future = pool.submit(fn, items[i], cancel=cancel)
+            future.add_done_callback(lambda f: done.put((i, None if f.exception() else f.result(), f.exception())))
+
         # the process-wide settings every batch would set, set once: a batch that ends restores
         # exactly these, never the caller's, while the others still train
         with training_settings(1), ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(items))),
                                                       thread_name_prefix="grokinterp-sweep") as pool:
-            done: queue.Queue = queue.Queue()
-            pending = list(range(len(items)))[::-1]
-            in_flight = 0
             try:
-                while pending or in_flight:
-                    while pending and in_flight < self.workers:
-                        i = pending.pop()
-                        started(i)
-                        future = pool.submit(fn, items[i], cancel=cancel)
-                        future.add_done_callback(lambda f, i=i: done.put((i, f)))
-                        in_flight += 1
-                    i, future = done.get()
-                    in_flight -= 1
-                    error = future.exception()
-                    if error is not None and not isinstance(error, Exception):
-                        raise error  # an interrupt or exit inside a worker thread stops the sweep, as it would inline
-                    finished(i, None if error is not None else future.result(), error)
+                _dispatch(len(items), self.workers, submit, started, finished)
             except BaseException:
                 cancel.set()  # the threads stop before their next step; the pool joins them
                 raise
+
+
+def _dispatch(count: int, workers: int, submit: Callable[[int, queue.Queue], None], started: Started,
+              finished: Finished) -> None:
+    """Hand items ``0 .. count - 1`` to ``submit(i, done)``, at most ``workers`` in flight; each
+    item's ``(i, result, error)`` comes back on ``done``. An interrupt or exit (an error that is not
+    an ``Exception``) raised by a worker stops the sweep, as it would inline."""
+    done: queue.Queue = queue.Queue()
+    pending = list(range(count))[::-1]
+    in_flight = 0
+    while pending or in_flight:
+        while pending and in_flight < workers:
+            i = pending.pop()
+            started(i)
+            submit(i, done)
+            in_flight += 1
+        i, result, error = done.get()
+        in_flight -= 1
+        if error is not None and not isinstance(error, Exception):
+            raise error
+        finished(i, result, error)
 
 
 def init_worker() -> None:
@@ -139,22 +150,14 @@ class ProcessExecutor:
         self.workers = _check_workers(workers)
 
     def run(self, fn: Callable, items: Sequence, started: Started, finished: Finished) -> None:
-        done: queue.Queue = queue.Queue()
+        def submit(i: int, done: queue.Queue) -> None:
+            pool.apply_async(fn, (items[i],), callback=lambda r: done.put((i, r, None)),
+                             error_callback=lambda e: done.put((i, None, e)))
+
         with worker_environment():
             pool = multiprocessing.get_context("spawn").Pool(min(self.workers, max(1, len(items))), initializer=init_worker)
         try:
-            pending = list(range(len(items)))[::-1]
-            in_flight = 0
-            while pending or in_flight:
-                while pending and in_flight < self.workers:
-                    i = pending.pop()
-                    started(i)
-                    pool.apply_async(fn, (items[i],), callback=lambda r, i=i: done.put((i, r, None)),
-                                     error_callback=lambda e, i=i: done.put((i, None, e)))
-                    in_flight += 1
-                i, result, error = done.get()
-                in_flight -= 1
-                finished(i, result, error)
+            _dispatch(len(items), self.workers, submit, started, finished)
             pool.close()
         finally:
             pool.terminate()

@@ -163,6 +163,12 @@ def _lockstep(states: Sequence[LoopState], cancel: Optional[Cancel] = None) -> N
             s.end()
 
 
+def _stacked_weights(states: Sequence[LoopState], train: bool) -> dict[str, Tensor]:
+    """Each MLP weight of the runs (masked where they have a mask) stacked on a leading axis."""
+    weights = [{**s.learner.params, **(s.learner.weights(train=train) or {})} for s in states]
+    return {n: torch.stack([w[n] for w in weights]) for n in MLP_WEIGHTS}
+
+
 @torch.no_grad()
 def _stacked_eval(due: Sequence[LoopState], act: str, device) -> dict[int, dict[str, Tensor]]:
     """Each split's logits of the runs evaluated at this epoch, from one stacked forward (the
@@ -170,8 +176,7 @@ def _stacked_eval(due: Sequence[LoopState], act: str, device) -> dict[int, dict[
     ``{}`` for fewer than two runs (they evaluate themselves)."""
     if len(due) < 2:
         return {}
-    weights = [{**named_weights(s.model), **(s.learner.weights(train=False) or {})} for s in due]
-    stacked = {n: torch.stack([w[n] for w in weights]) for n in MLP_WEIGHTS}
+    stacked = _stacked_weights(due, train=False)
     task = due[0].task
     logits = {split: stacked_mlp_logits(act, stacked, task.inputs(split).to(device)) for split in SPLITS}
     return {id(s): {split: logits[split][i] for split in SPLITS} for i, s in enumerate(due)}
@@ -181,11 +186,9 @@ def _stacked_step(live: Sequence[LoopState], optimiser: torch.optim.Optimizer, a
                   x: Tensor, y: Tensor) -> None:
     """One full-batch step of every live run: stacked forward, summed losses, one backward, one
     AdamW step (runs not live hold no gradient, so AdamW leaves them and their state alone)."""
-    weights = []
     for s in live:
         s.learner.warm_up(epoch)
-        weights.append({**named_weights(s.model), **(s.learner.weights(train=True) or {})})
-    stacked = {n: torch.stack([w[n] for w in weights]) for n in MLP_WEIGHTS}
+    stacked = _stacked_weights(live, train=True)
     losses = train_loss(live[0].task, stacked_mlp_logits(act, stacked, x), y)
     optimiser.zero_grad(set_to_none=True)
     losses.sum().backward()

@@ -108,7 +108,8 @@ class DenseLearner:
     def __init__(self, model: Model, config: TrainConfig, mask: Mask | None = None,
                  optimiser: torch.optim.AdamW | None = None):
         self.model, self.config, self.input_mask = model, config, mask
-        trainable = {n: p for n, p in named_weights(model).items() if p.requires_grad}
+        self.params = named_weights(model)  # every parameter by name, read once
+        trainable = {n: p for n, p in self.params.items() if p.requires_grad}
         settings = {"lr": config.lr, "betas": config.betas, "weight_decay": config.weight_decay}
         if optimiser is None:
             optimiser = adamw(trainable.values(), **settings)
@@ -118,8 +119,7 @@ class DenseLearner:
             self._group = _join_group(optimiser, list(trainable.values()), {**settings, "warmup": config.warmup_epochs})
         self.optimisers: Optimisers = [("", optimiser, trainable)]
         # the mask as factors of the weights' dtype and device, made once (W * m, as masked_weights)
-        self._params = named_weights(model)
-        self._factors = {n: m.to(self._params[n].device, self._params[n].dtype) for n, m in (mask or {}).items()}
+        self._factors = {n: m.to(self.params[n].device, self.params[n].dtype) for n, m in (mask or {}).items()}
 
     def record(self) -> dict:
         return mask_record(self.input_mask)
@@ -135,7 +135,7 @@ class DenseLearner:
     def weights(self, train: bool) -> Optional[dict[str, Tensor]]:
         if self.input_mask is None:
             return None
-        return {n: self._params[n] * m for n, m in self._factors.items()}
+        return {n: self.params[n] * m for n, m in self._factors.items()}
 
     def eval_metrics(self) -> dict:
         return {}

@@ -26,7 +26,7 @@ from .report.figures import report_html
 from .reproduce import EXPERIMENTS, reproduce_tickets_paper, select
 from .reproduce.report import verdict_line
 from .runs.layout import CONFIG, REPRO_MANIFEST, REPRO_REPORT_HTML, REPRO_REPORT_JSON, REPRO_REPORT_MD, REPRO_RUNS
-from .tasks import OPS, PAPER_PRESETS, ModularArithmetic, task_from_dict
+from .tasks import OPS, PAIR_SETS, PAPER_PRESETS, ModularArithmetic, task_from_dict
 from .tickets import (
     EdgePopupConfig,
     critical_prune_ratio,
@@ -159,7 +159,7 @@ def _train_parser(sub) -> None:
                    help="transformer preset (default: nanda)")
     p.add_argument("--p", type=modulus, default=None, help="modulus (default: 67 for the MLP, the preset's p)")
     p.add_argument("--op", default="add", choices=sorted(OPS), help="the operation mod p")
-    p.add_argument("--pairs", default=None, choices=["all", "a>b", "a>=b", "a<=b"],
+    p.add_argument("--pairs", default=None, choices=PAIR_SETS,
                    help="pair set (default: a>=b for the MLP, all for the transformer)")
     p.add_argument("--frac-train", type=fraction, default=None, help="train fraction (default: 0.4 MLP, 0.3 transformer)")
     p.add_argument("--split-seed", type=seed, default=0, help="seed of the train/test split")

@@ -5,7 +5,7 @@ from typing import Mapping
 
 from ..errors import GrokinterpError
 from .images import IMAGE_SOURCES, MNIST_IDX_FILES, ImageClassification, read_idx, read_mnist
-from .modular import OPS, SPLIT_RULES, ModularArithmetic, is_prime
+from .modular import OPS, PAIR_SETS, SPLIT_RULES, ModularArithmetic, is_prime
 from .parity import ENCODINGS, SparseParity
 from .presets import PAPER_PRESETS, Preset
 from .protocol import SPLITS, Split, Task, check_split, is_task, kind_of, require_modular
@@ -17,6 +17,7 @@ __all__ = [
     "IMAGE_SOURCES",
     "MNIST_IDX_FILES",
     "OPS",
+    "PAIR_SETS",
     "PAPER_PRESETS",
     "Preset",
     "SPLITS",

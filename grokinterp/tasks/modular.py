@@ -22,7 +22,7 @@ from ..checks import check_seed
 from ..errors import GrokinterpError
 from .protocol import Split, check_split
 
-__all__ = ["ModularArithmetic", "OPS", "is_prime"]
+__all__ = ["ModularArithmetic", "OPS", "PAIR_SETS", "is_prime"]
 
 
 def is_prime(n: int) -> bool:

@@ -7,16 +7,20 @@ process per core, each training its share of the runs as one stacked model) and 
 another by ``gi.train`` in this process (torch's default threads). (b) The nanda transformer
 (``make_transformer("nanda")``), 4 runs: the defaults (one run per thread at a time) and the
 process pool against sequential ``train``. Every side writes its run folders (to temporary
-directories) and evaluates every 10 epochs.
+directories) and evaluates every 10 epochs. The sides are timed in ``--rounds`` interleaved rounds
+(each round in another order, so that a slow spell of the machine does not fall on one side only);
+the figures are the medians over rounds.
 
-    python benchmarks/sweep_speed.py [--mlp-epochs 1500] [--transformer-epochs 300]
+    python benchmarks/sweep_speed.py [--rounds 3] [--mlp-epochs 1500] [--transformer-epochs 300]
 
-Prints model-epochs per second for each side and the ratios (floors: 2.5x for (a), 1.5x for (b)).
+Prints model-epochs per second for each side and round, the medians and their ratios (floors: 2.5x
+for (a), 1.5x for (b)).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -48,16 +52,30 @@ def _engine(plans, **kwargs) -> float:
     return elapsed
 
 
-def _report(name: str, runs: int, epochs: int, seq: float, sides: dict[str, float]) -> None:
+def _rounds(name: str, runs: int, epochs: int, sides: dict, rounds: int) -> None:
+    """Time every side ``rounds`` times, rotating their order each round; print each round and the
+    medians, with each side's median against sequential ``train``'s."""
     total = runs * epochs
-    print(f"{name}: {runs} runs x {epochs} epochs")
-    print(f"  {'sequential train':<22}: {seq:7.1f} s  {total / seq:8.1f} model-epochs/s")
-    for how, t in sides.items():
-        print(f"  {how:<22}: {t:7.1f} s  {total / t:8.1f} model-epochs/s   {seq / t:.2f}x")
+    print(f"{name}: {runs} runs x {epochs} epochs, {rounds} rounds")
+    times: dict[str, list[float]] = {how: [] for how in sides}
+    order = list(sides)
+    for r in range(rounds):
+        shift = r % len(order)
+        for how in order[shift:] + order[:shift]:
+            with tempfile.TemporaryDirectory() as tmp:
+                times[how].append(sides[how](Path(tmp)))
+        print(f"  round {r + 1}: " + ", ".join(f"{how} {total / times[how][-1]:.1f}" for how in order)
+              + " model-epochs/s", flush=True)
+    med = {how: statistics.median(t) for how, t in times.items()}
+    seq = med["sequential train"]
+    for how in order:
+        ratio = "" if how == "sequential train" else f"   {seq / med[how]:.2f}x"
+        print(f"  {how:<22}: median {med[how]:7.1f} s  {total / med[how]:8.1f} model-epochs/s{ratio}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mlp-epochs", type=int, default=1500)
     ap.add_argument("--transformer-epochs", type=int, default=300)
     ap.add_argument("--skip-transformer", action="store_true")
@@ -67,22 +85,23 @@ def main() -> None:
     task = gi.ModularArithmetic(67, "add", "a>=b", 0.4)
     cfg = gi.TrainConfig(epochs=args.mlp_epochs, eval_every=10, checkpoint_every=500, progress=False)
     configs = [gi.MLPConfig(67, seed=s) for s in range(16)]
-    with tempfile.TemporaryDirectory() as tmp:
-        seq = _sequential(task, [lambda c=c: gi.HookedMLP(c) for c in configs], cfg, Path(tmp) / "seq")
-        sides = {"run_sweep (auto)": _engine(_plans(task, configs, cfg, Path(tmp) / "auto")),
-                 "run_sweep (process)": _engine(_plans(task, configs, cfg, Path(tmp) / "process"), executor="process")}
-    _report("tickets MLP p = 67", 16, args.mlp_epochs, seq, sides)
+    _rounds("tickets MLP p = 67", 16, args.mlp_epochs, {
+        "sequential train": lambda d: _sequential(task, [lambda c=c: gi.HookedMLP(c) for c in configs], cfg, d),
+        "run_sweep (auto)": lambda d: _engine(_plans(task, configs, cfg, d)),
+        "run_sweep (process)": lambda d: _engine(_plans(task, configs, cfg, d), executor="process"),
+    }, args.rounds)
 
     if args.skip_transformer:
         return
     task = gi.ModularArithmetic(113, "add", frac_train=0.3, seed=0)
     cfg = gi.TrainConfig(epochs=args.transformer_epochs, eval_every=10, checkpoint_every=100, progress=False)
     tconfigs = [gi.models.model_config(gi.make_transformer("nanda", seed=s)) for s in range(4)]
-    with tempfile.TemporaryDirectory() as tmp:
-        seq = _sequential(task, [lambda s=s: gi.make_transformer("nanda", seed=s) for s in range(4)], cfg, Path(tmp) / "seq")
-        sides = {"run_sweep (auto)": _engine(_plans(task, tconfigs, cfg, Path(tmp) / "auto")),
-                 "run_sweep (process)": _engine(_plans(task, tconfigs, cfg, Path(tmp) / "process"), executor="process")}
-    _report("nanda transformer", 4, args.transformer_epochs, seq, sides)
+    _rounds("nanda transformer", 4, args.transformer_epochs, {
+        "sequential train": lambda d: _sequential(task, [lambda s=s: gi.make_transformer("nanda", seed=s)
+                                                         for s in range(4)], cfg, d),
+        "run_sweep (auto)": lambda d: _engine(_plans(task, tconfigs, cfg, d)),
+        "run_sweep (process)": lambda d: _engine(_plans(task, tconfigs, cfg, d), executor="process"),
+    }, args.rounds)
 
 
 if __name__ == "__main__":

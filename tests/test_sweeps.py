@@ -224,3 +224,40 @@ def test_a_plan_of_a_partial_model_dict_has_the_key_of_the_run_it_trains(tmp_pat
     plan = RunPlan(task.to_dict(), partial, gi.TrainConfig(epochs=2, eval_every=1, progress=False), str(tmp_path / "r"))
     run_sweep([plan], progress=False)
     assert gi.load_run(tmp_path / "r").key == plan.key
+
+
+class _Recorder:
+    """An executor that records the batches in the order it is handed them and trains nothing."""
+
+    name, workers = "recorder", 2
+
+    def __init__(self):
+        self.order = []
+
+    def run(self, fn, items, started, finished):
+        for i, batch in enumerate(items):
+            started(i)
+            self.order.append([(plan.model["kind"], plan.model.get("seed", 0), plan.train.epochs) for plan in batch])
+            finished(i, None, RuntimeError("not trained"))
+
+
+def test_the_longest_batches_are_handed_out_first(tmp_path):
+    """A long run planned last starts first: batches go out by their members' epochs summed,
+    longest first (a stack counts each member), ties in the plans' order."""
+    task = gi.ModularArithmetic(**FAST_TASK)
+    mlp = gi.models.config_to_dict(gi.MLPConfig(**FAST_MLP))
+    vec = {"kind": "vector_mlp", "d_in": 12, "widths": [8], "d_out": 2}
+    parity = gi.SparseParity(n_bits=12, k=3, n_train=50, n_test=50).to_dict()
+
+    def cfg(epochs):
+        return gi.TrainConfig(**{**SETTINGS, "epochs": epochs})
+
+    plans = [RunPlan(task.to_dict(), {**mlp, "seed": s}, cfg(100), str(tmp_path / f"m{s}")) for s in range(4)]
+    plans += [RunPlan(parity, {**vec, "seed": 0}, cfg(150), str(tmp_path / "short")),
+              RunPlan(parity, {**vec, "seed": 1}, cfg(500), str(tmp_path / "long")),
+              RunPlan(parity, {**vec, "seed": 2}, cfg(150), str(tmp_path / "tie"))]
+    recorder = _Recorder()
+    outcomes = execute(plans, recorder, progress=False)
+    assert recorder.order == [[("vector_mlp", 1, 500)], [("mlp", 0, 100), ("mlp", 1, 100)],
+                              [("mlp", 2, 100), ("mlp", 3, 100)], [("vector_mlp", 0, 150)], [("vector_mlp", 2, 150)]]
+    assert all(o.error == "RuntimeError: not trained" for o in outcomes)

@@ -228,7 +228,9 @@ def _executor(executor, workers, todo: Sequence[RunPlan]) -> Executor:
 
 def _batches(todo: Sequence[int], plans: Sequence[RunPlan], workers: int) -> list[list[int]]:
     """Plans that can stack, in batches of at most :data:`MAX_STACK`, split so that every worker
-    gets one when there are enough; the others one per batch."""
+    gets one when there are enough; the others one per batch. The longest batches come first
+    (length: the members' epochs summed; ties keep the plans' order), so that a long run does not
+    start last and leave the other workers idle while it finishes."""
     groups: dict[str, list[int]] = {}
     singles = []
     for i in todo:
@@ -239,7 +241,8 @@ def _batches(todo: Sequence[int], plans: Sequence[RunPlan], workers: int) -> lis
         n = max(min(workers, len(members)), math.ceil(len(members) / MAX_STACK))
         size = math.ceil(len(members) / n)
         out += [members[j:j + size] for j in range(0, len(members), size)]
-    return out + [[i] for i in singles]
+    out += [[i] for i in singles]
+    return sorted(out, key=lambda batch: -sum(plans[i].train.epochs for i in batch))
 
 
 def _plan_stack_key(plan: RunPlan) -> Optional[str]:

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Mapping, TypeVar
 
 from .errors import GrokinterpError
 
-__all__ = ["MAX_SEED", "check_betas", "check_count", "check_flag", "check_rate", "check_seed"]
+__all__ = ["MAX_SEED", "check_betas", "check_count", "check_flag", "check_rate", "check_seed", "replace_fields"]
 
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+
+_D = TypeVar("_D")
 
 
 def check_count(name: str, value, *, minimum: int = 0) -> None:
@@ -45,3 +49,14 @@ def check_betas(name: str, betas) -> tuple[float, float]:
     if not ok:
         raise GrokinterpError(f"{name} must be two numbers in [0, 1), got {betas!r}")
     return tuple(float(b) for b in betas)
+
+
+def replace_fields(obj: _D, changes: Mapping, what: str) -> _D:
+    """A copy of the dataclass ``obj`` with the fields in ``changes`` replaced (its own checks run
+    on the copy). A name that is not one of its fields is an error naming it (``what``: how the
+    message calls the changes, e.g. ``"training setting(s)"``) and listing the fields."""
+    known = {f.name for f in dataclasses.fields(obj) if f.init}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise GrokinterpError(f"unknown {what} {unknown}; expected fields of {type(obj).__name__}: {sorted(known)}")
+    return dataclasses.replace(obj, **changes)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import grokinterp as gi
+from grokinterp.checks import replace_fields
 from grokinterp.models import named_weights
 from grokinterp.tickets import (
     density,
@@ -214,3 +215,18 @@ def test_critical_prune_ratio_accuracy_threshold(base_run, monkeypatch):
     assert search.critical_prune_ratio(base_run, step=0.05, threshold=0.85).prune_ratio == 0.8
     with pytest.raises(gi.GrokinterpError, match="threshold"):
         search.critical_prune_ratio(base_run, step=0.05, threshold=1.0)
+
+
+def test_a_replaced_setting_is_checked_and_an_unknown_name_is_named():
+    """Overrides of every config go through ``checks.replace_fields``: an unknown name is named with
+    the fields it could have been; a known name with a bad value gets the config's own check, not
+    an "unknown setting" message."""
+    cfg = gi.TrainConfig()
+    assert replace_fields(cfg, {"lr": 0.5}, "training setting(s)") == gi.TrainConfig(lr=0.5)
+    with pytest.raises(gi.GrokinterpError, match=r"unknown training setting\(s\) \['learning_rate'\]; .*'lr'"):
+        replace_fields(cfg, {"learning_rate": 0.1, "lr": 0.1}, "training setting(s)")
+    with pytest.raises(gi.GrokinterpError) as bad:
+        replace_fields(cfg, {"lr": -1.0}, "training setting(s)")
+    assert "unknown" not in str(bad.value) and "lr" in str(bad.value)
+    with pytest.raises(gi.GrokinterpError, match=r"unknown TransformerConfig override\(s\) \['d_modle'\]"):
+        gi.make_transformer("tickets", p=7, d_modle=3)

@@ -42,14 +42,14 @@ Without a positional embedding its matrix is zero and frozen.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..checks import check_flag, check_rate, check_seed
+from ..checks import check_flag, check_rate, check_seed, replace_fields
 from ..errors import GrokinterpError
 from ._tl import TransformerBridge, TransformerBridgeConfig, add_permanent_pattern_hook, boot_native, convert_tl_checkpoint
 
@@ -203,10 +203,7 @@ def make_transformer(config: str | TransformerConfig = "nanda", **overrides) -> 
         raise GrokinterpError(
             f"make_transformer expects a preset name or TransformerConfig, got {type(config).__name__}"
         )
-    try:
-        config = replace(config, **overrides)
-    except TypeError as e:
-        raise GrokinterpError(f"bad TransformerConfig override: {e}") from None
+    config = replace_fields(config, overrides, "TransformerConfig override(s)")
     bridge_cfg = TransformerBridgeConfig(
         d_model=config.d_model,
         d_head=config.d_head,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
+from ..checks import replace_fields
 from ..errors import GrokinterpError
 from ..tasks import PAPER_PRESETS
 from ..tickets import EdgePopupConfig
@@ -212,10 +213,7 @@ class TicketsPaperPreset:
 
     def replace(self, **changes) -> "TicketsPaperPreset":
         """A copy with fields replaced (e.g. ``critical_threshold=0.9``)."""
-        try:
-            return type(self)(**{**self.__dict__, **changes})
-        except TypeError as e:
-            raise GrokinterpError(f"unknown preset field: {e}; expected fields of TicketsPaperPreset") from None
+        return replace_fields(self, changes, "preset field(s)")
 
 
 def _full() -> TicketsPaperPreset:

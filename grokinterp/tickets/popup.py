@@ -39,7 +39,6 @@ numbers as an uninterrupted run. Only the schedule (``epochs``, ``eval_every``,
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ from ..runs import Run, RunWriter, as_run, load_weights
 from ..safeio import read_safetensors
 from ..runs.layout import RunPaths
 from ..tasks import Task
-from ..checks import check_betas, check_rate, check_seed
+from ..checks import check_betas, check_rate, check_seed, replace_fields
 from ..sweeps import RunPlan
 from ..training import Schedule, adamw, train
 from .nets import Include, as_net, resolve_include
@@ -320,10 +319,7 @@ def _settings(config: EdgePopupConfig | None, overrides: Mapping) -> EdgePopupCo
     cfg = config if config is not None else EdgePopupConfig()
     if not isinstance(cfg, EdgePopupConfig):
         raise GrokinterpError(f"config must be an EdgePopupConfig, got {type(cfg).__name__}")
-    try:
-        return dataclasses.replace(cfg, **overrides)
-    except TypeError as e:
-        raise GrokinterpError(f"unknown edge-popup setting: {e}; expected fields of EdgePopupConfig") from None
+    return replace_fields(cfg, overrides, "edge-popup setting(s)")
 
 
 def edge_popup_plan(

@@ -15,13 +15,13 @@ run (same spec: the loop's one comparison) and resumed when it was interrupted.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from torch import Tensor
 
+from ..checks import replace_fields
 from ..errors import GrokinterpError
 from ..masks import Mask, apply_mask_, check_mask, density
 from ..models import Model
@@ -57,10 +57,7 @@ def train_config_of(run: Run, config: TrainConfig | None, overrides: Mapping) ->
     cfg = config if config is not None else TrainConfig.from_dict(run.config.get("train", {}))
     if not isinstance(cfg, TrainConfig):
         raise GrokinterpError(f"train_config must be a TrainConfig, got {type(cfg).__name__}")
-    try:
-        return dataclasses.replace(cfg, **overrides)
-    except TypeError as e:
-        raise GrokinterpError(f"unknown training setting: {e}; expected fields of TrainConfig") from None
+    return replace_fields(cfg, overrides, "training setting(s)")
 
 
 def run_task(run: Run, task: Task | None) -> Task:

@@ -208,9 +208,14 @@ def test_kaiming_uniform_scores_are_uniform_in_one_over_root_fan_in(tiny):
     uniform = EdgePopupLearner(model, 0.5, ["W_in", "W_U"], EdgePopupConfig(seed=3))
     for name, s in learner.scores.items():
         s = s.detach()
-        bound = 1 / s.shape[1] ** 0.5
+        # torch's own rule on the nn.Linear orientation (out, in) of the same matrix
+        linear = torch.empty(s.T.shape)
+        bound = 1 / torch.nn.init._calculate_fan_in_and_fan_out(linear)[0] ** 0.5
+        assert bound == 1 / s.shape[0] ** 0.5  # x @ W orientation: fan-in is the first axis
         assert float(s.abs().max()) <= bound and float(s.abs().max()) > 0.9 * bound
-        torch.testing.assert_close(s * s.shape[1] ** 0.5, uniform.scores[name].detach())  # the same draws, scaled
+        torch.testing.assert_close(s / bound, uniform.scores[name].detach())  # the same draws, scaled
+        assert learner.record()["edge_popup"]["score_bounds"][name] == pytest.approx(bound)
+    assert "score_bounds" not in uniform.record()["edge_popup"]
     with pytest.raises(gi.GrokinterpError, match="score_init"):
         EdgePopupConfig(score_init="normal")
 

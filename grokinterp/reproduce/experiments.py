@@ -88,9 +88,10 @@ def mlp_task(pr: TicketsPaperPreset, seed: int, op: str = "add", frac_train: Opt
 
 
 def mlp_plan(pr: TicketsPaperPreset, seed: int, train: TrainConfig, op: str = "add",
-             frac_train: Optional[float] = None) -> RunPlan:
-    """A dense MLP run from its seeded init."""
-    model = config_to_dict(MLPConfig(pr.p, d_embed=pr.d_embed, d_hidden=pr.d_hidden, seed=seed))
+             frac_train: Optional[float] = None, init_scales: Optional[tuple[tuple[str, float], ...]] = None) -> RunPlan:
+    """A dense MLP run from its seeded init (``init_scales`` as :class:`MLPConfig` takes them)."""
+    model = config_to_dict(MLPConfig(pr.p, d_embed=pr.d_embed, d_hidden=pr.d_hidden, seed=seed,
+                                     init_scales=None if init_scales is None else dict(init_scales)))
     return RunPlan.of(mlp_task(pr, seed, op, frac_train), model, train)
 
 
@@ -329,7 +330,8 @@ TABLE1_ROWS = ("wd", "ep_frozen", "ep_wd")
 
 def _memorised(ctx: Context) -> dict:
     t1 = ctx.preset.table1
-    return {"memorised": mlp_plan(ctx.preset, ctx.seed, t1.memorise, frac_train=t1.frac_train)}
+    return {"memorised": mlp_plan(ctx.preset, ctx.seed, t1.memorise, frac_train=t1.frac_train,
+                                  init_scales=t1.init_scales)}
 
 
 def _table1(ctx: Context) -> dict:

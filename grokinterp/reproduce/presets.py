@@ -16,6 +16,7 @@ Two layers:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -63,7 +64,8 @@ PAPER_SETTINGS: tuple[PaperSetting, ...] = (
     PaperSetting("critical ratio", "0.81 (weight decay 0, accuracy threshold not stated)", "weight decay 0",
                  "weight decay 0, grid of tickets, threshold a parameter (default 0.95)"),
     PaperSetting("Table 1 memorised solution", "a memorised checkpoint",
-                 "epoch 1000 of a dense run, train fraction 0.5, lr 1e-3, weight decay 1", "the code's"),
+                 "epoch 1000 of a dense run, train fraction 0.5, lr 1e-3, weight decay 1, embedding drawn "
+                 "Kaiming-normal (sqrt 2 x the default std)", "the code's"),
     PaperSetting("Table 1 WD row", "dense training with weight decay", "the dense run continued at lr 1e-2",
                  "continued from the memorised checkpoint's weights with a fresh AdamW, lr 1e-2, weight decay 1"),
     PaperSetting("Table 1 edge-popup (frozen weights)", "scores trained, weights frozen",
@@ -106,7 +108,9 @@ class Table1Preset:
     ``memorise`` on a split with ``frac_train``; its checkpoint at ``memorised_epoch`` is the start
     of three rows: ``wd`` (dense, continued), ``ep_frozen`` (edge-popup, weights frozen) and
     ``ep_wd`` (edge-popup, weights trained with weight decay). Test accuracy is read at
-    ``read_epochs`` after the start."""
+    ``read_epochs`` after the start. ``init_scales``: per-matrix init scales of the memorised run
+    (as :class:`~grokinterp.models.MLPConfig` takes them); the official code's network draws its
+    embedding with a Kaiming-normal init, ``sqrt(2)`` times the default's standard deviation."""
 
     frac_train: float
     memorise: TrainConfig
@@ -116,6 +120,7 @@ class Table1Preset:
     ep_wd: EdgePopupConfig
     read_epochs: tuple[int, ...]
     prune_ratio: float = 0.6
+    init_scales: Optional[tuple[tuple[str, float], ...]] = (("W_E", math.sqrt(2)),)
 
 
 @dataclass(frozen=True)

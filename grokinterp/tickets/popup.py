@@ -12,9 +12,12 @@ checkpoint); ``weights="joint"`` — the weights learn too, with their own AdamW
 Scores and weights have separate optimiser settings (both AdamW, full batch).
 
 Score init: ``"uniform"`` — i.i.d. ``U(-1, 1)`` from ``seed`` (a random starting subnetwork);
-``"kaiming_uniform"`` — i.i.d. ``U(-b, b)`` with ``b = 1 / sqrt(n)``, ``n`` the size of the stored
-tensor's second axis (what ``kaiming_uniform_(a = sqrt(5))`` gives, the init of the original
-method's code and of the tickets paper's runs); ``"magnitude"`` — ``|W| / max |W|`` per tensor, so
+``"kaiming_uniform"`` — i.i.d. ``U(-b, b)`` with ``b = 1 / sqrt(fan_in)`` (what
+``kaiming_uniform_(a = sqrt(5))`` gives an ``nn.Linear`` score tensor, the init of the original
+method's code and of the tickets paper's runs). This package stores weights in ``x @ W``
+orientation, so ``fan_in`` is the size of the axis the input contracts over, the second-to-last
+(the first of a matrix: ``p`` for ``W_E``, ``d_embed`` for ``W_in``); the record keeps each tensor's
+``b`` under ``score_bounds``. ``"magnitude"`` — ``|W| / max |W|`` per tensor, so
 the starting subnetwork is the per-layer magnitude mask of the starting weights. The scale of the
 scores sets how far one AdamW step moves them relative to their spread.
 
@@ -191,10 +194,17 @@ class EdgePopupLearner:
             ), trainable))
         self.prev_mask = edge_popup_mask(self.scores, prune_ratio)
 
+    def _score_scale(self) -> dict:
+        """``score_bounds`` for the fan-in-scaled init (part of the run's identity)."""
+        if self.cfg.score_init != "kaiming_uniform":
+            return {}
+        return {"score_bounds": score_bounds(self.params, self.names, self.cfg)}
+
     def record(self) -> dict:
         return {
             "train": self.cfg.train_dict(),
-            "edge_popup": {**self.cfg.to_dict(), "prune_ratio": self.prune_ratio, "include": self.names},
+            "edge_popup": {**self.cfg.to_dict(), "prune_ratio": self.prune_ratio, "include": self.names,
+                           **self._score_scale()},
             "mask": {"density": None, "file": "mask.safetensors", "note": "final edge-popup mask, written at the end"},
             "epoch_convention": "epoch e = after e full-batch steps; epoch 0 = the starting checkpoint",
             "seeds": {"scores": self.cfg.seed},
@@ -275,15 +285,29 @@ class EdgePopupPlan:
         return {"kind": self.kind, "prune_ratio": self.prune_ratio, "include": list(self.names), **self.config.to_dict()}
 
 
+def fan_in(w: Tensor) -> int:
+    """The number of inputs each output of ``x @ W`` sums over: the second-to-last axis (the only
+    axis of a vector)."""
+    return int(w.shape[-2] if w.ndim > 1 else w.shape[0])
+
+
+def score_bounds(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig) -> Optional[dict[str, float]]:
+    """The half-width ``b`` of each tensor's uniform score init (``None`` for ``"magnitude"``)."""
+    if cfg.score_init == "magnitude":
+        return None
+    return {n: (1 / math.sqrt(fan_in(weights[n])) if cfg.score_init == "kaiming_uniform" else 1.0) for n in names}
+
+
 def _init_scores(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig) -> dict[str, nn.Parameter]:
     g = torch.Generator().manual_seed(int(cfg.seed))
+    bounds = score_bounds(weights, names, cfg)
     out = {}
     for n in names:
         w = weights[n].detach()
-        if cfg.score_init in ("uniform", "kaiming_uniform"):
+        if bounds is not None:
             s = torch.rand(w.shape, generator=g, dtype=w.dtype) * 2 - 1
             if cfg.score_init == "kaiming_uniform":
-                s = s / math.sqrt(w.shape[1] if w.ndim > 1 else w.shape[0])
+                s = s * bounds[n]
         else:
             s = w.abs() / w.abs().max().clamp_min(torch.finfo(w.dtype).tiny)
         out[n] = nn.Parameter(s)

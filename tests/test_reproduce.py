@@ -13,6 +13,7 @@ from grokinterp.cli import build_parser, main
 from grokinterp.errors import GrokinterpError
 from grokinterp.reproduce import CLAIMS, EXPERIMENTS, preset, reproduce_tickets_paper, select, summarise
 from grokinterp.reproduce.claims import STATUSES, format_summary
+from grokinterp.reproduce.experiments import mlp_plan
 from grokinterp.runs.layout import REPRO_MANIFEST, REPRO_REPORT_HTML, REPRO_REPORT_JSON, REPRO_REPORT_MD, REPRO_RUNS
 from grokinterp.sweeps import InlineExecutor
 from grokinterp.tickets import largest_generalising
@@ -166,6 +167,41 @@ def test_claim_rules_on_made_up_numbers():
     seeds[1]["t_gen/dense_l2"] = 450
     v = earlier.verdict(seeds, {})
     assert v.status == "not reproduced" and "earlier in 1 of 2 seeds" in v.detail
+
+
+def test_jaccard_claims_skip_the_first_interval_and_follow_the_base():
+    """Planted trajectories: the first interval's distance is ignored; the peak must sit in the
+    interval holding the base's t_gen (rows (e - 2000, e]) or next to it."""
+    claims = {c.id: c for c in CLAIMS}
+    ctx = {"jaccard_every": 2000}
+    # t_gen 12360 lies in the row ending at 14000: peaks at 12000, 14000, 16000 are within one row
+    seeds = [{"peak_epoch": 2000, "peak_epoch_later": peak, "t_gen/base": 12360} for peak in (12000, 14000, 16000)]
+    v = claims["fig7.jaccard_at_grokking"].verdict(seeds, ctx)
+    assert v.status == "reproduced" and "in 3 of 3 seeds" in v.detail
+    v = claims["fig7.jaccard_peak"].verdict(seeds, ctx)
+    assert v.status == "not reproduced" and "peak epochs per seed [12000, 14000, 16000]" in v.detail
+    assert "with the first interval the peaks are [2000, 2000, 2000]" in v.detail
+    seeds[0]["peak_epoch_later"] = 10000  # two rows before the one holding t_gen
+    assert claims["fig7.jaccard_at_grokking"].verdict(seeds, ctx).status == "not reproduced"
+    seeds[0]["t_gen/base"] = None  # a base that never generalised has no climb to follow
+    seeds[0]["peak_epoch_later"] = 12000
+    assert claims["fig7.jaccard_at_grokking"].verdict(seeds, ctx).status == "not reproduced"
+    assert claims["fig7.jaccard_peak"].verdict([{"peak_epoch_later": None}], ctx).status == "not evaluated"
+    window = [{"peak_epoch": 2000, "peak_epoch_later": e, "t_gen/base": 17000} for e in (16000, 18000, 20000)]
+    assert claims["fig7.jaccard_peak"].verdict(window, ctx).status == "reproduced"
+
+
+def test_table1_memorised_run_draws_the_embedding_kaiming_normal():
+    """The official network's embedding is Kaiming-normal (std sqrt(2 / p)), the other matrices
+    normal(0, 1 / fan_in); the memorised run's plan builds exactly that init."""
+    pr = preset("full")
+    model = mlp_plan(pr, 0, pr.table1.memorise, frac_train=pr.table1.frac_train,
+                     init_scales=pr.table1.init_scales).build_model()
+    w = {n: p.detach() for n, p in model.named_parameters()}
+    assert float(w["W_E"].std()) == pytest.approx(math.sqrt(2 / pr.p), rel=0.02)
+    assert float(w["W_in"].std()) == pytest.approx(1 / math.sqrt(pr.d_embed), rel=0.02)
+    default = mlp_plan(pr, 0, pr.table1.memorise).build_model()
+    assert float(default.W_E.detach().std()) == pytest.approx(1 / math.sqrt(pr.p), rel=0.02)
 
 
 def test_largest_generalising_uses_the_threshold():

@@ -302,13 +302,20 @@ def _critical_measure(ctx: Context) -> dict:
 
 # ------------------------------------------------------------------------------------- fig 7-8
 def _jaccard_measure(ctx: Context) -> dict:
+    """The Jaccard distance between the base run's magnitude masks ``jaccard_every`` epochs apart
+    (row ``e``: the masks at ``e - every`` and ``e``), its peak over all rows (``peak_epoch``) and
+    after the first row (``peak_epoch_later``: the first interval is the one in which every weight
+    leaves its random init), and the base's ``t_gen``, the end of its climb in test accuracy."""
     base = ctx.run("base")
     every = ctx.preset.jaccard_every
-    if len([e for e in base.checkpoint_epochs if e % every == 0]) < 2:
-        return {"peak_epoch": None, "peak_jaccard": None}
+    t_gen = _times(base)["t_gen"]
+    if len([e for e in base.checkpoint_epochs if e % every == 0]) < 3:
+        return {"peak_epoch": None, "peak_jaccard": None, "peak_epoch_later": None, "t_gen/base": t_gen}
     table = mask_trajectory(base, ctx.preset.prune_ratio, every=every)
     peak = table.loc[table["jaccard"].idxmax()]
+    later = table.iloc[1:]
     return {"peak_epoch": int(peak["epoch"]), "peak_jaccard": float(peak["jaccard"]),
+            "peak_epoch_later": int(later.loc[later["jaccard"].idxmax(), "epoch"]), "t_gen/base": t_gen,
             "jaccard": [[int(e), float(j)] for e, j in zip(table["epoch"], table["jaccard"])]}
 
 
@@ -421,5 +428,5 @@ def claim_context(pr: TicketsPaperPreset) -> dict:
         "prune_ratios": list(pr.prune_ratios), "ticket_epochs": list(pr.ticket_epochs),
         "full_ticket_epoch": pr.full_ticket_epoch, "pai": [v.name for v in pr.pai],
         "critical_ratios": list(pr.critical_ratios), "critical_threshold": pr.critical_threshold,
-        "read_epochs": list(pr.table1.read_epochs),
+        "read_epochs": list(pr.table1.read_epochs), "jaccard_every": pr.jaccard_every,
     }

@@ -66,10 +66,12 @@ PAPER_SETTINGS: tuple[PaperSetting, ...] = (
     PaperSetting("Table 1 memorised solution", "a memorised checkpoint",
                  "epoch 1000 of a dense run, train fraction 0.5, lr 1e-3, weight decay 1, embedding drawn "
                  "Kaiming-normal (sqrt 2 x the default std)", "the code's"),
-    PaperSetting("Table 1 WD row", "dense training with weight decay", "the dense run continued at lr 1e-2",
-                 "continued from the memorised checkpoint's weights with a fresh AdamW, lr 1e-2, weight decay 1"),
+    PaperSetting("Table 1 WD row", "dense training with weight decay",
+                 "the memorised weights trained on at lr 1e-2 with a fresh AdamW (the checkpoint's optimiser state "
+                 "is not loaded)", "the code's: a fresh AdamW, lr 1e-2, weight decay 1"),
     PaperSetting("Table 1 edge-popup (frozen weights)", "scores trained, weights frozen",
-                 "AdamW lr 1e-2, weight decay 1 on the scores, kaiming-uniform scores, keep 40 % per layer", "the code's"),
+                 "AdamW lr 1e-2, weight decay 1 on the scores, Kaiming-uniform scores U(+-1/sqrt(fan_in)), keep 40 % per "
+                 "layer", "the code's"),
     PaperSetting("Table 1 edge-popup + WD", "scores and weights trained", "scores and weights lr 1e-2, weight decay 1",
                  "the code's"),
     PaperSetting("Table 1 seeds", "3 seeds", "one memorised checkpoint reused for seeds 0/1/2, split rebuilt per seed",

@@ -218,6 +218,23 @@ def test_a_sweep_of_vector_mlps_trains_with_the_default_executor(tmp_path):
     assert table["key"].nunique() == 2
 
 
+def test_a_lone_run_of_a_sweep_trains_on_one_thread_like_the_pools(tmp_path):
+    """The thread count changes a run's numbers: a plan left with threads unset trains with one
+    intra-op thread on the inline executor too (the one a sweep of one batch gets), so it matches
+    the process pool and a plain train(threads=1), whatever the machine's default."""
+    task = gi.SparseParity(n_bits=60, k=3, n_train=1000, n_test=100)
+    cfg = gi.TrainConfig(epochs=6, eval_every=3, checkpoint_every=3, progress=False)
+    model = gi.models.config_to_dict(gi.VectorMLPConfig(d_in=60, widths=(256, 256), d_out=2, seed=0))
+    plan = lambda d: RunPlan(task.to_dict(), model, cfg, str(tmp_path / d))  # noqa: E731
+    inline = execute([plan("inline")], "inline", progress=False)[0]
+    pool = execute([plan("pool")], "process", workers=1, progress=False)[0]
+    alone = gi.train(gi.models.build_model(gi.VectorMLPConfig(d_in=60, widths=(256, 256), d_out=2, seed=0)), task,
+                     gi.TrainConfig(**{**cfg.to_dict(), "threads": 1}))
+    assert inline.history == pool.history == alone.history
+    assert all(torch.equal(inline.weights[n], w) for n, w in named_weights(alone.model).items())
+    assert json.loads((tmp_path / "inline" / "config.json").read_text())["train"]["threads"] == 1
+
+
 def test_a_plan_of_a_partial_model_dict_has_the_key_of_the_run_it_trains(tmp_path):
     task = gi.SparseParity(n_bits=10, k=3, n_train=100, n_test=100)
     partial = {"kind": "vector_mlp", "d_in": 10, "widths": [16], "d_out": 2}  # defaults left out

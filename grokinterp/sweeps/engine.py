@@ -72,6 +72,10 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False, *, cancel: 
     """Train ``plans`` (one batch) in this process: stacked when they share a shape, else one by
     one; a plan that fails gets an outcome with its error. This is what every executor runs.
 
+    A run whose config leaves ``threads`` unset trains with one intra-op thread, as stacked runs
+    and the runs of every other executor do: the thread count changes a run's numbers, and a sweep
+    gives the same table whichever executor trains it and however many of its runs are left.
+
     ``cancel``: the event of a :class:`~grokinterp.sweeps.executors.ThreadExecutor` (this batch
     runs in one of its threads): every run trains with one intra-op thread and stops with
     :class:`~grokinterp.errors.TrainingCancelled` once the event is set."""
@@ -93,7 +97,10 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False, *, cancel: 
                 trained.append(job)
                 continue
             config = job.config
-            if cancel is not None and config.threads not in (None, 1):  # threads share the process's setting
+            # one intra-op thread unless the config asks otherwise (the thread count changes the
+            # numbers): a run of a sweep then trains alike on every executor, however many runs are
+            # left; in an executor's threads, which share the process's setting, always one
+            if config.threads is None or (cancel is not None and config.threads != 1):
                 config = replace(config, threads=1)
             try:
                 trained.append(_train_job(plan, job, config, cancel))

@@ -36,7 +36,7 @@ from ..metrics import grokking_times
 from ..models import Model, named_weights
 from ..runs import RunWriter, check_same_spec, read_resume_state
 from ..safeio import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text
-from ..training import Cancel, TrainResult, run_finished, stack_key, train, train_batched
+from ..training import Cancel, TrainResult, run_finished, stack_key, train, train_batched, training_settings
 from .executors import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, ThreadExecutor, default_workers
 from .plan import RunPlan
 
@@ -97,13 +97,13 @@ def train_plans(plans: Sequence[RunPlan], keep_models: bool = False, *, cancel: 
                 trained.append(job)
                 continue
             config = job.config
-            # one intra-op thread unless the config asks otherwise (the thread count changes the
-            # numbers): a run of a sweep then trains alike on every executor, however many runs are
-            # left; in an executor's threads, which share the process's setting, always one
-            if config.threads is None or (cancel is not None and config.threads != 1):
+            if cancel is not None and config.threads not in (None, 1):  # threads share the process's setting
                 config = replace(config, threads=1)
             try:
-                trained.append(_train_job(plan, job, config, cancel))
+                # one intra-op thread where the config leaves it unset (the thread count changes the
+                # numbers), as in a stack and on every executor; the record keeps the config's value
+                with training_settings(1 if config.threads is None else None):
+                    trained.append(_train_job(plan, job, config, cancel))
             except TrainingCancelled:
                 raise
             except Exception as e:  # noqa: BLE001

@@ -460,7 +460,8 @@ def _restore(writer: RunWriter, model, learner, steps_per_epoch: int = 1) -> tup
 @contextlib.contextmanager
 def training_settings(threads: int | None) -> Iterator[None]:
     """Training's process settings, restored after: ``threads`` intra-op threads; torch's
-    deterministic algorithms (same seeds give bit-identical runs at any thread count), without
+    deterministic algorithms (same seeds and thread count give bit-identical runs; another thread
+    count may split a matrix product's sums differently, so a run's numbers hold for its own), without
     their NaN fill of new memory (a tenth of a small model's step; nothing reads memory before
     writing it); denormals
     flushed — tiny weights after memorisation otherwise slow every CPU step ~2x, and as torch cannot

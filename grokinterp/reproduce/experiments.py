@@ -90,8 +90,7 @@ def mlp_task(pr: TicketsPaperPreset, seed: int, op: str = "add", frac_train: Opt
 def mlp_plan(pr: TicketsPaperPreset, seed: int, train: TrainConfig, op: str = "add",
              frac_train: Optional[float] = None, init_scales: Optional[tuple[tuple[str, float], ...]] = None) -> RunPlan:
     """A dense MLP run from its seeded init (``init_scales`` as :class:`MLPConfig` takes them)."""
-    model = config_to_dict(MLPConfig(pr.p, d_embed=pr.d_embed, d_hidden=pr.d_hidden, seed=seed,
-                                     init_scales=None if init_scales is None else dict(init_scales)))
+    model = config_to_dict(MLPConfig(pr.p, d_embed=pr.d_embed, d_hidden=pr.d_hidden, seed=seed, init_scales=init_scales))
     return RunPlan.of(mlp_task(pr, seed, op, frac_train), model, train)
 
 

@@ -181,7 +181,8 @@ class EdgePopupLearner:
     def __init__(self, model: Model, prune_ratio: float, names: list[str], cfg: EdgePopupConfig):
         self.model, self.prune_ratio, self.names, self.cfg = model, prune_ratio, names, cfg
         self.params = named_weights(model)
-        self.scores = _init_scores(self.params, names, cfg)
+        self.bounds = score_bounds(self.params, names, cfg)
+        self.scores = _init_scores(self.params, names, cfg, self.bounds)
         self.keep = {n: n_keep(self.params[n].numel(), prune_ratio) for n in names}
         self.was_trainable = {n: p.requires_grad for n, p in self.params.items()}
         self.optimisers = [("scores/", adamw(
@@ -194,17 +195,12 @@ class EdgePopupLearner:
             ), trainable))
         self.prev_mask = edge_popup_mask(self.scores, prune_ratio)
 
-    def _score_scale(self) -> dict:
-        """``score_bounds`` for the fan-in-scaled init (part of the run's identity)."""
-        if self.cfg.score_init != "kaiming_uniform":
-            return {}
-        return {"score_bounds": score_bounds(self.params, self.names, self.cfg)}
-
     def record(self) -> dict:
         return {
             "train": self.cfg.train_dict(),
             "edge_popup": {**self.cfg.to_dict(), "prune_ratio": self.prune_ratio, "include": self.names,
-                           **self._score_scale()},
+                           # the fan-in-scaled bounds are part of the run's identity
+                           **({"score_bounds": self.bounds} if self.cfg.score_init == "kaiming_uniform" else {})},
             "mask": {"density": None, "file": "mask.safetensors", "note": "final edge-popup mask, written at the end"},
             "epoch_convention": "epoch e = after e full-batch steps; epoch 0 = the starting checkpoint",
             "seeds": {"scores": self.cfg.seed},
@@ -298,16 +294,14 @@ def score_bounds(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig) -> 
     return {n: (1 / math.sqrt(fan_in(weights[n])) if cfg.score_init == "kaiming_uniform" else 1.0) for n in names}
 
 
-def _init_scores(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig) -> dict[str, nn.Parameter]:
+def _init_scores(weights: Mapping[str, Tensor], names, cfg: EdgePopupConfig,
+                 bounds: Optional[Mapping[str, float]]) -> dict[str, nn.Parameter]:
     g = torch.Generator().manual_seed(int(cfg.seed))
-    bounds = score_bounds(weights, names, cfg)
     out = {}
     for n in names:
         w = weights[n].detach()
-        if bounds is not None:
-            s = torch.rand(w.shape, generator=g, dtype=w.dtype) * 2 - 1
-            if cfg.score_init == "kaiming_uniform":
-                s = s * bounds[n]
+        if bounds is not None:  # U(-b, b); b = 1 leaves the U(-1, 1) draws exact
+            s = (torch.rand(w.shape, generator=g, dtype=w.dtype) * 2 - 1) * bounds[n]
         else:
             s = w.abs() / w.abs().max().clamp_min(torch.finfo(w.dtype).tiny)
         out[n] = nn.Parameter(s)

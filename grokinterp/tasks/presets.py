@@ -100,17 +100,18 @@ _DIGITS = Preset(
 
 _PARITY = Preset(
     name="sparse_parity",
-    description="(n, k) = (40, 3) sparse parity, ±1 inputs: MLP 40→1000→2, AdamW lr 1e-3, wd 1, full batch, 10k epochs "
-                "(the paper gives no set-up: all grokinterp's)",
+    description="(n, k) = (40, 3) sparse parity, ±1 inputs: MLP 40→1000→2, AdamW lr 3e-3, wd 1, batches of 32, "
+                "1000 epochs (the paper gives no set-up: all grokinterp's)",
     task=_frozen({"kind": "sparse_parity", "n_bits": 40, "k": 3, "n_train": 1000, "n_test": 1000, "encoding": "pm1"}),
     model=_frozen({"kind": "vector_mlp", "d_in": 40, "widths": [1000], "d_out": 2, "act": "relu", "bias": True,
                    "init_scale": 1.0, "seed": 0}),
-    train=_frozen({"epochs": 10_000, "lr": 1e-3, "weight_decay": 1.0, "eval_every": 10, "checkpoint_every": 100}),
+    train=_frozen({"epochs": 1000, "lr": 3e-3, "weight_decay": 1.0, "batch_size": 32, "eval_every": 10,
+                   "checkpoint_every": 100}),
     sources=_frozen({
         key: "grokinterp" for key in (
             "task.n_bits", "task.k", "task.n_train", "task.n_test", "task.encoding", "model.widths", "model.act",
-            "model.bias", "model.init_scale", "train.epochs", "train.lr", "train.weight_decay", "train.eval_every",
-            "train.checkpoint_every",
+            "model.bias", "model.init_scale", "train.epochs", "train.lr", "train.weight_decay", "train.batch_size",
+            "train.eval_every", "train.checkpoint_every",
         )
     }),
 )

@@ -96,8 +96,11 @@ def cross_entropy_relative(logits: Float[Tensor, "*m n c"], labels: Int[Tensor, 
 
 
 def accuracy(logits: Float[Tensor, "n c"], labels: Int[Tensor, " n"]) -> float:
-    """Fraction of rows whose largest logit is the label."""
-    return float((logits.argmax(-1) == labels.to(logits.device)).double().mean())
+    """Fraction of rows whose largest logit is the label (the first of equal largest ones, a NaN
+    counting as largest: torch's rule for ``argmax`` and ``max``). The index is read from
+    ``max(-1)``, which on the CPU takes half the time of ``argmax(-1)`` for these (thousands of
+    rows, tens of classes) shapes and gives the same indices."""
+    return float((logits.max(-1).indices == labels.to(logits.device)).double().mean())
 
 
 def mse_f64(outputs: Float[Tensor, "n c"], labels: Shaped[Tensor, " n"]) -> Tensor:

@@ -89,3 +89,16 @@ def test_the_training_loss_of_stacked_models_is_each_models_own_bit_for_bit():
         loss = cross_entropy_relative(alone, labels)
         loss.backward()
         assert torch.equal(loss.detach(), losses[i].detach()) and torch.equal(alone.grad, logits.grad[i])
+
+
+def test_accuracy_reads_argmax_with_its_tie_and_nan_rule():
+    """Ties go to the first largest logit and a NaN counts as largest, as argmax reads them."""
+    logits = torch.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0], [0.0, float("nan"), 5.0], [float("inf"), 1.0, float("inf")]])
+    assert accuracy(logits, torch.tensor([1, 0, 1, 0])) == 1.0
+    assert accuracy(logits, torch.tensor([2, 1, 2, 2])) == 0.0
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        z = torch.randint(-2, 3, (200, 17), generator=g).float()  # many ties
+        z[torch.rand(200, 17, generator=g) < 0.02] = float("nan")
+        y = torch.randint(0, 17, (200,), generator=g)
+        assert accuracy(z, y) == float((z.argmax(-1) == y).double().mean())

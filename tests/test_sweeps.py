@@ -28,14 +28,14 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _members():
     """Four runs of one shape that differ in seed, mask, learning rate, weight decay, warm-up and
-    schedule (one stops early)."""
+    schedule (one evaluates at other epochs, one stops early)."""
     g = torch.Generator().manual_seed(0)
     shapes = {n: p.shape for n, p in named_weights(gi.HookedMLP(gi.MLPConfig(**FAST_MLP))).items()}
     mask = {n: torch.rand(s, generator=g) > 0.4 for n, s in shapes.items()}
     return [
         (0, {}, None),
         (1, {"lr": 3e-3}, mask),
-        (2, {"weight_decay": 0.1, "warmup_epochs": 10}, None),
+        (2, {"weight_decay": 0.1, "warmup_epochs": 10, "eval_every": 15}, None),
         (3, {"epochs": 200, "stop_at_test_acc": 0.2}, {"W_in": mask["W_in"]}),
     ]
 

@@ -6,6 +6,7 @@ import torch
 import grokinterp as gi
 from grokinterp.errors import GrokinterpError, MaskError
 from grokinterp.fourier import key_frequencies
+from grokinterp.models.gather import gather_rows
 from grokinterp.models import ModelWeights, as_weights, grid_activations, named_weights, to_tokens
 
 from _planted import hooked_logits_and_post
@@ -91,3 +92,21 @@ def test_weights_from_a_checkpoint_and_masks(tmp_path):
         as_weights(model, {"W_x": torch.zeros(2, dtype=torch.bool)})
     with pytest.raises(GrokinterpError, match="by keyword"):
         key_frequencies(model, "embed")
+
+
+@pytest.mark.parametrize("shape", [(500,), (3, 400)])
+def test_gather_rows_matches_embedding_values_and_gradients_bit_for_bit(shape):
+    """gather_rows is F.embedding's forward, and its index_add_ backward adds the same rows in the
+    same order as embedding's dense backward (repeated rows included)."""
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(13, 7, generator=g, requires_grad=True)
+    index = torch.randint(0, 13, shape, generator=g)
+    upstream = torch.randn(*shape, 7, generator=g)
+    ours = gather_rows(table, index)
+    theirs = torch.nn.functional.embedding(index, table)
+    assert ours.shape == theirs.shape and torch.equal(ours, theirs)
+    (g_ours,) = torch.autograd.grad(ours, table, upstream)
+    (g_theirs,) = torch.autograd.grad(theirs, table, upstream)
+    assert torch.equal(g_ours, g_theirs)
+    # and the gradient is the sum of the upstream rows of each index (a planted count)
+    assert torch.allclose(g_ours.sum(0), upstream.reshape(-1, 7).sum(0), atol=1e-4)

@@ -30,6 +30,7 @@ from torch import Tensor
 from ..errors import GrokinterpError, MaskError
 from ..tasks import is_task, require_modular
 from .config import Model, ModelConfig, model_config, named_weights
+from .gather import gather_rows
 from .mlp import ACTIVATIONS, MLPConfig
 from .transformer import TransformerConfig, apply_attention_rate, transformer_tokens
 from .vector_mlp import VectorMLPConfig, vector_mlp_forward, vector_mlp_shapes
@@ -243,7 +244,7 @@ class ModelWeights:
         if not checked:
             inputs = self.check_inputs(inputs)
         P = self.W_E @ self.W_in
-        return ACTIVATIONS[self.config.act](F.embedding(inputs[:, 0], P) + F.embedding(inputs[:, 1], P)) @ self.W_L
+        return ACTIVATIONS[self.config.act](gather_rows(P, inputs[:, 0]) + gather_rows(P, inputs[:, 1])) @ self.W_L
 
     def _vectors(self, inputs) -> Float[Tensor, "N d_in"]:
         inputs = torch.as_tensor(inputs)
@@ -316,7 +317,7 @@ def stacked_mlp_logits(
     of the result is ``act(P_i[a] + P_i[b]) W_L,i`` with ``P_i = W_E,i W_in,i``,
     ``W_L,i = W_out,i W_U,i``.
 
-    The products are batched (``torch.bmm``) and the rows gathered as embedding look-ups into the
+    The products are batched (``torch.bmm``) and the rows gathered (:func:`gather_rows`) from the
     copies' tables laid end to end (``P_i[a]`` is row ``i p + a``), as the single forward gathers. With one intra-op
     thread each copy's logits and gradients equal, bit for bit, those of the single-model forward
     (a CPU ``bmm`` runs one ``mm`` per copy); with more threads the batched kernel may split the work
@@ -327,7 +328,7 @@ def stacked_mlp_logits(
     table = rearrange(P, "n p h -> (n p) h")  # copy i's rows at i * p ...
     offsets = (torch.arange(n, device=table.device) * p)[:, None]
     inputs = inputs.to(table.device).long()
-    pre = F.embedding(inputs[:, 0] + offsets, table) + F.embedding(inputs[:, 1] + offsets, table)
+    pre = gather_rows(table, inputs[:, 0] + offsets) + gather_rows(table, inputs[:, 1] + offsets)
     return torch.bmm(ACTIVATIONS[act](pre), W_L)
 
 
@@ -500,7 +501,7 @@ def _transformer_forward(w: ModelWeights, inputs: Tensor) -> Activations:
     def first_layer(name: str, positions: range) -> Tensor:
         # (position, token) table of x W for x = embed[token] + pos[position], gathered per input
         weight, bias = T[f"blocks.0.attn.{name}.weight"], T.get(f"blocks.0.attn.{name}.bias")
-        out = [F.embedding(tokens[:, s], F.linear(emb + pos[s], weight, bias)) for s in positions]
+        out = [gather_rows(F.linear(emb + pos[s], weight, bias), tokens[:, s]) for s in positions]
         return torch.stack(out, dim=1)
 
     x = None  # full residual (n, seq, d), only built when a later layer needs it
@@ -510,7 +511,7 @@ def _transformer_forward(w: ModelWeights, inputs: Tensor) -> Activations:
         pre = f"blocks.{layer}."
         lin = lambda name, inp: F.linear(inp, T[pre + name + ".weight"], T.get(pre + name + ".bias"))  # noqa: E731
         if layer == 0:
-            x_q = (F.embedding(tokens[:, -1], emb) + pos[-1])[:, None] if last else F.embedding(tokens, emb) + pos
+            x_q = (gather_rows(emb, tokens[:, -1]) + pos[-1])[:, None] if last else gather_rows(emb, tokens) + pos
             q = first_layer("q", range(seq - 1, seq) if last else range(seq))
             k, v = first_layer("k", range(seq)), first_layer("v", range(seq))
         else:

@@ -137,6 +137,10 @@ class DenseLearner:
             return None
         return {n: self.params[n] * m for n, m in self._factors.items()}
 
+    def mask_factors(self) -> dict[str, Tensor]:
+        """The mask of each masked weight as a factor of its dtype (``weights`` is ``W * m``)."""
+        return dict(self._factors)
+
     def eval_metrics(self) -> dict:
         return {}
 
@@ -254,6 +258,7 @@ class LoopState:
     def __init__(self, model, task, config, learner, record, writer, callbacks=()):
         self.model, self.task, self.config, self.learner = model, task, config, learner
         self.record, self.writer, self.callbacks = record, writer, tuple(callbacks)
+        self.params = named_weights(model)  # the parameters by name, read once (training updates them in place)
         self.start_epoch, self.history, self.restored = 0, [], False
         self.finished = self.stopped = False
 
@@ -300,7 +305,7 @@ class LoopState:
         model, learner = self.model, self.learner
         with torch.no_grad():
             weights = learner.weights(train=False)
-            params = {**named_weights(model), **(weights or {})}
+            params = {**self.params, **(weights or {})}
             forward = lambda x: answer_logits(model, x, weights)  # noqa: E731
             row = {"epoch": epoch, **evaluate(forward, self.task, params, outputs=outputs)}
         row.update(learner.eval_metrics())

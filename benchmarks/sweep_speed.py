@@ -14,12 +14,13 @@ the figures are the medians over rounds.
     python benchmarks/sweep_speed.py [--rounds 3] [--mlp-epochs 1500] [--transformer-epochs 300]
 
 Prints model-epochs per second for each side and round, the medians and their ratios (floors: 2.5x
-for (a), 1.5x for (b)).
+for (a), 1.5x for (b)), and for (b) the bound on that ratio: one run alone on one thread and on two.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -50,6 +51,22 @@ def _engine(plans, **kwargs) -> float:
     if table["error"].notna().any():
         raise SystemExit(f"the sweep failed: {table['error'].dropna().tolist()}")
     return elapsed
+
+
+def _thread_bound(task, make, train_config, rounds: int) -> None:
+    """One run alone on one thread and on two (interleaved, medians): two one-thread runs side by
+    side, if they did not slow each other down, would beat sequential two-thread runs by
+    ``2 t2 / t1``, the most any executor on two cores can gain over sequential ``train``."""
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for threads in (1, 2):
+            config = dataclasses.replace(train_config, threads=threads)
+            start = time.perf_counter()
+            gi.train(make(), task, config)
+            times[threads].append((time.perf_counter() - start) / config.epochs)
+    t1, t2 = (statistics.median(times[t]) for t in (1, 2))
+    print(f"  one run alone: {1000 * t1:.1f} ms per epoch on 1 thread, {1000 * t2:.1f} ms on 2; "
+          f"bound on two cores 2 x {1000 * t2:.1f} / {1000 * t1:.1f} = {2 * t2 / t1:.2f}x")
 
 
 def _rounds(name: str, runs: int, epochs: int, sides: dict, rounds: int) -> None:
@@ -102,6 +119,8 @@ def main() -> None:
         "run_sweep (auto)": lambda d: _engine(_plans(task, tconfigs, cfg, d)),
         "run_sweep (process)": lambda d: _engine(_plans(task, tconfigs, cfg, d), executor="process"),
     }, args.rounds)
+    _thread_bound(task, lambda: gi.make_transformer("nanda", seed=0),
+                  gi.TrainConfig(epochs=100, eval_every=10, checkpoint_every=100, progress=False), args.rounds)
 
 
 if __name__ == "__main__":

@@ -220,8 +220,9 @@ class _Stack:
         The first step of a stack is ``optimiser.step()``, which creates any state a new run
         lacks; later ones call torch's functional ``adam`` on the parameter and state lists of
         each group, read once: the computation of ``Optimizer.step`` (the same fused kernel, the
-        same arguments) without its per-call hooks, profiler ranges and per-parameter look-ups,
-        which cost a batch of runs as much time as its loss (and hold the interpreter's lock)."""
+        same arguments) without its per-call hooks, profiler ranges and per-parameter look-ups:
+        sampled while two threads trained stacks, those held the interpreter's lock longer than
+        any other part of a step."""
         if self._groups is None:
             optimiser.step()
             self._groups = _adamw_groups(optimiser, {id(p) for ps in self.params.values() for p in ps if p.requires_grad})
